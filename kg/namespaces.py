@@ -1,0 +1,50 @@
+"""IRIs of the public vocabulary: the contract users' saved queries rely on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rdflib import Namespace, URIRef
+
+MC = Namespace("https://w3id.org/medcode/ontology#")
+ID_BASE = "https://w3id.org/medcode/id/"
+ID = Namespace(ID_BASE)
+ONTOLOGY_IRI = URIRef("https://w3id.org/medcode/ontology")
+GRAPH_ASSERTED = URIRef("https://w3id.org/medcode/graph/asserted")
+GRAPH_INFERRED = URIRef("https://w3id.org/medcode/graph/inferred")
+DCTERMS = Namespace("http://purl.org/dc/terms/")
+PROV = Namespace("http://www.w3.org/ns/prov#")
+
+PREFIXES: dict[str, str] = {
+    "mc": str(MC),
+    "id": ID_BASE,
+    "cpt": ID_BASE + "cpt/",
+    "hcpcs": ID_BASE + "hcpcs/",
+    "icd10cm": ID_BASE + "icd10cm/",
+    "modifier": ID_BASE + "modifier/",
+    "skos": "http://www.w3.org/2004/02/skos/core#",
+    "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
+    "owl": "http://www.w3.org/2002/07/owl#",
+    "xsd": "http://www.w3.org/2001/XMLSchema#",
+    "dcterms": str(DCTERMS),
+    "prov": str(PROV),
+}
+
+#: Where the project's own files live (ontology/, kg/sources/, queries/).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ONTOLOGY_DIR = PROJECT_ROOT / "ontology"
+SOURCES_DIR = PROJECT_ROOT / "kg" / "sources"
+QUERIES_DIR = PROJECT_ROOT / "queries"
+
+CODE_SYSTEMS = ("cpt", "hcpcs", "icd10cm", "modifier")
+
+
+def code_iri(system: str, code: str) -> URIRef:
+    """The IRI of a code, e.g. ('icd10cm', 'G89.3') -> .../id/icd10cm/G89.3."""
+    return URIRef(f"{ID_BASE}{system}/{code}")
+
+
+def ref_iri(ref: str) -> URIRef:
+    """The IRI of a `system/code` reference as written in the curated sources."""
+    return URIRef(ID_BASE + ref)
