@@ -18,6 +18,8 @@ from rdflib.namespace import OWL, RDF, XSD
 
 Triple = tuple
 ENGINES = ("reasonable", "owlrl")
+#: Subjects under this prefix (the generated ICD-10-CM release) are left out of the pre-pass.
+BULK_PREFIX = "https://w3id.org/medcode/id/icd10cm/"
 
 
 def _normalise(term):
@@ -31,7 +33,8 @@ def _keep(triple: Triple, asserted: set) -> bool:
     s, p, o = triple
     if triple in asserted or isinstance(s, Literal):
         return False
-    return not (p == OWL.sameAs and s == o)  # reflexive sameAs (owlrl) says nothing
+    # reflexive sameAs (owlrl) and "is an owl:Thing" say nothing about the data
+    return not ((p == OWL.sameAs and s == o) or (p == RDF.type and o == OWL.Thing))
 
 
 def _property_chains(triples: list[Triple]) -> list[tuple[object, list]]:
@@ -41,6 +44,24 @@ def _property_chains(triples: list[Triple]) -> list[tuple[object, list]]:
         if t[1] in (OWL.propertyChainAxiom, RDF.first, RDF.rest):
             graph.add(t)
     return [(prop, list(Collection(graph, head))) for prop, head in graph.subject_objects(OWL.propertyChainAxiom)]
+
+
+def _chain_fixpoint(chains: list[tuple[object, list]], triples: list[Triple]) -> list[Triple]:
+    """Chain entailments of the triples the chains can touch, reasoned to a fixpoint (cheap)."""
+    if not chains:
+        return []
+    import reasonable
+
+    small = [t for t in triples if not str(t[0]).startswith(BULK_PREFIX)]
+    found: set[Triple] = set()
+    while True:
+        reasoner = reasonable.PyReasoner()
+        reasoner.from_graph(small + list(found))
+        closure = [(s, p, _normalise(o)) for s, p, o in reasoner.reason()]
+        new = set(_chain_entailments(chains, closure)) - found
+        if not new:
+            return sorted(found)
+        found |= new
 
 
 def _chain_entailments(chains: list[tuple[object, list]], closure: list[Triple]) -> list[Triple]:
@@ -69,12 +90,13 @@ def infer(asserted: Iterable[Triple], engine: Choice["reasonable", "owlrl"] = "r
 
         chains = _property_chains(triples)
         reasoner = reasonable.PyReasoner()
-        reasoner.from_graph(triples)
+        # chain entailments of the small, non-bulk part first, so the full run is usually the only one
+        reasoner.from_graph(triples + _chain_fixpoint(chains, triples))
         while True:
             closure = [(s, p, _normalise(o)) for s, p, o in reasoner.reason()]
-            new = [t for t in _chain_entailments(chains, closure) if t not in asserted_set]
-            known = set(closure)
-            new = [t for t in new if t not in known]
+            candidates = _chain_entailments(chains, closure)
+            known = set(closure) if candidates else set()
+            new = [t for t in candidates if t not in known]
             if not new:
                 break
             reasoner.from_graph(new)

@@ -1,0 +1,108 @@
+"""The snapshot: what `kg` writes and `server` only reads.
+
+A snapshot is a directory holding an on-disk Oxigraph store (opened read-only by the server in a
+fraction of a second), a portable N-Quads dump and ``meta.json``. ``<data>/current`` is a symlink
+to the live one; a new build is written beside it and the link is swapped atomically, so a failed
+build never replaces the last good snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyoxigraph as ox
+from rdflib import BNode, Literal, URIRef
+
+CURRENT = "current"
+KEEP = 2  # snapshots kept on disk (the live one and the previous one)
+
+
+def default_data_dir() -> Path:
+    """$MEDCODE_DATA, else ./data under the working directory."""
+    return Path(os.environ.get("MEDCODE_DATA", "data")).resolve()
+
+
+class _Terms:
+    """rdflib -> pyoxigraph term conversion, cached: the same terms recur a lot."""
+
+    def __init__(self) -> None:
+        self.cache: dict[Any, Any] = {}
+
+    def __call__(self, term: Any) -> Any:
+        hit = self.cache.get(term)
+        if hit is not None:
+            return hit
+        if isinstance(term, URIRef):
+            value = ox.NamedNode(str(term))
+        elif isinstance(term, Literal):
+            if term.language:
+                value = ox.Literal(str(term), language=term.language)
+            elif term.datatype:
+                value = ox.Literal(str(term), datatype=ox.NamedNode(str(term.datatype)))
+            else:
+                value = ox.Literal(str(term))
+        elif isinstance(term, BNode):
+            value = ox.BlankNode(str(term))
+        else:
+            raise TypeError(f"cannot store {term!r}")
+        self.cache[term] = value
+        return value
+
+
+def write_snapshot(data_dir: Path, graphs: dict[str, Iterable[tuple]], meta: dict[str, Any]) -> Path:
+    """Write the named graphs to a new snapshot directory and return it (not yet live)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    target = data_dir / "snapshots" / stamp
+    target.mkdir(parents=True)
+    store = ox.Store(str(target / "store"))
+    convert = _Terms()
+    for graph_iri, triples in graphs.items():
+        g = ox.NamedNode(graph_iri)
+        store.bulk_extend(ox.Quad(convert(s), convert(p), convert(o), g) for s, p, o in triples)
+    store.flush()
+    store.dump(str(target / "medcode.nq"), format=ox.RdfFormat.N_QUADS)
+    counts = {iri: int(next(store.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{iri}> {{ ?s ?p ?o }} }}"))
+                       ["n"].value) for iri in graphs}
+    del store
+    meta = {**meta, "snapshot": stamp, "triples": counts}
+    (target / "meta.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+    return target
+
+
+def publish(data_dir: Path, snapshot: Path) -> None:
+    """Make `snapshot` the live one (atomic symlink swap), then prune old snapshots."""
+    link = data_dir / CURRENT
+    tmp = data_dir / f".{CURRENT}.{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(snapshot.relative_to(data_dir))
+    os.replace(tmp, link)
+    snapshots = sorted((data_dir / "snapshots").iterdir())
+    live = link.resolve()
+    for old in snapshots[:-KEEP]:
+        if old.resolve() != live:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def discard(snapshot: Path) -> None:
+    shutil.rmtree(snapshot, ignore_errors=True)
+
+
+def current_snapshot(data_dir: Path) -> Path | None:
+    link = data_dir / CURRENT
+    return link.resolve() if link.exists() else None
+
+
+def read_meta(snapshot: Path) -> dict[str, Any]:
+    return json.loads((snapshot / "meta.json").read_text(encoding="utf-8"))
+
+
+def open_store(snapshot: Path) -> ox.Store:
+    """Open a snapshot's store read-only (the server never writes it)."""
+    return ox.Store.read_only(str(snapshot / "store"))
