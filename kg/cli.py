@@ -1,0 +1,127 @@
+"""`medcode`: one command line for building, querying and serving the graph."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .records import SourceError
+from .snapshot import current_snapshot, default_data_dir, open_store, read_meta
+
+data_option = click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+                           default=None, help="Data directory for snapshots [default: $MEDCODE_DATA or ./data].")
+
+
+def _data(data_dir: Path | None) -> Path:
+    return (data_dir or default_data_dir()).resolve()
+
+
+def _build(data_dir: Path, reasoner: str) -> None:
+    from .build import build
+    from .validation import ValidationError
+
+    try:
+        build(data_dir, engine=reasoner, echo=lambda line: click.echo(line, err=True))
+    except SourceError as exc:
+        raise click.ClickException(f"bad source record: {exc} (the previous snapshot is unchanged)") from exc
+    except ValidationError as exc:
+        raise click.ClickException(f"validation failed (the previous snapshot is unchanged):\n{exc}") from exc
+
+
+@click.group()
+@click.version_option(package_name="medcode-kg")
+def main() -> None:
+    """medcode-kg: a reasoned knowledge graph of billing codes for drug-delivery pumps."""
+
+
+@main.command()
+@data_option
+@click.option("--reasoner", type=click.Choice(["reasonable", "owlrl"]), default="reasonable", show_default=True,
+              help="OWL 2 RL engine (owlrl is the slow pure-Python reference).")
+def build(data_dir: Path | None, reasoner: str) -> None:
+    """Load sources, reason (OWL 2 RL), validate (SHACL) and publish a new snapshot."""
+    _build(_data(data_dir), reasoner)
+
+
+def _snapshot_or_fail(data_dir: Path) -> Path:
+    snapshot = current_snapshot(data_dir)
+    if snapshot is None:
+        raise click.ClickException(f"no snapshot in {data_dir}; run `medcode build` first")
+    return snapshot
+
+
+@main.command()
+@data_option
+def stats(data_dir: Path | None) -> None:
+    """Print the live snapshot's triple counts and instances per class."""
+    from .build import CLASS_SUMMARY_QUERY
+
+    snapshot = _snapshot_or_fail(_data(data_dir))
+    meta = read_meta(snapshot)
+    click.echo(f"snapshot {meta['snapshot']} (built {meta['built_at']}, reasoner {meta['reasoner']})")
+    for graph, count in meta["triples"].items():
+        click.echo(f"  {count:>10,}  triples in <{graph}>")
+    store = open_store(snapshot)
+    for row in store.query(CLASS_SUMMARY_QUERY, use_default_graph_as_union=True):
+        click.echo(f"  {int(row['n'].value):>10,}  {row['class'].value}")
+
+
+@main.command()
+@click.argument("query")
+@data_option
+@click.option("--format", "fmt", type=click.Choice(["json", "xml", "csv", "tsv", "turtle", "ntriples", "jsonld"]),
+              default=None, help="Output format [default: tsv for SELECT/ASK, turtle for graphs].")
+@click.option("--inference", type=click.Choice(["all", "asserted", "inferred"]), default="all", show_default=True)
+def sparql(query: str, data_dir: Path | None, fmt: str | None, inference: str) -> None:
+    """Run a SPARQL query (a string, a file path, or - for stdin) against the snapshot."""
+    import pyoxigraph as ox
+
+    from server.results import TooManyResults, write_boolean, write_solutions, write_triples
+    from server.store import INFERENCE_GRAPHS
+
+    from .namespaces import PREFIXES
+
+    if query == "-":
+        query = sys.stdin.read()
+    elif Path(query).is_file():
+        query = Path(query).read_text(encoding="utf-8")
+    store = open_store(_snapshot_or_fail(_data(data_dir)))
+    try:
+        result = store.query(query, default_graph=[ox.NamedNode(g) for g in INFERENCE_GRAPHS[inference]],
+                             prefixes=PREFIXES)
+        limit = sys.maxsize
+        if isinstance(result, ox.QuerySolutions):
+            out = write_solutions(result, fmt or "tsv", limit)
+        elif isinstance(result, ox.QueryBoolean):
+            out = write_boolean(bool(result), fmt or "tsv")
+        else:
+            out = write_triples(result, fmt or "turtle", limit, PREFIXES)
+    except SyntaxError as exc:
+        raise click.ClickException(f"SPARQL syntax error: {exc}") from exc
+    except (ValueError, TooManyResults) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(out.decode("utf-8"), nl=False)
+
+
+@main.command()
+@data_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes.")
+@click.option("--dev", is_flag=True, help="Flask development server with the reloader instead of gunicorn.")
+def serve(data_dir: Path | None, host: str, port: int, workers: int, dev: bool) -> None:
+    """Serve the SPARQL endpoint and pages (building the graph first if there is no snapshot)."""
+    data = _data(data_dir)
+    if current_snapshot(data) is None:
+        click.echo(f"No snapshot in {data}: building it first (once).", err=True)
+        _build(data, "reasonable")
+    from server import create_app
+
+    if dev:
+        create_app({"MEDCODE_DATA": str(data)}).run(host=host, port=port, debug=True)
+        return
+    from server.wsgi import run_gunicorn
+
+    run_gunicorn(str(data), host, port, workers)

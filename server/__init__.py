@@ -1,0 +1,74 @@
+"""The medcode-kg web app: SPARQL protocol, linked-data pages and exports over one read-only snapshot."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from kg.snapshot import default_data_dir
+
+from . import sparql
+from .errors import handle_http_exception
+from .store import EmbeddedStore
+
+DEFAULTS: dict[str, Any] = {
+    "MEDCODE_DATA": None,          # data directory holding the snapshot (default: $MEDCODE_DATA or ./data)
+    "QUERY_TIMEOUT": 10.0,         # seconds a query may run before it is stopped (503)
+    "MAX_RESULTS": 100_000,        # rows or triples in one answer; more is an error, never truncated
+    "MAX_CONTENT_LENGTH": 1 << 20,  # request-body limit in bytes (413 above it)
+    "QUERY_WORKERS": 2,            # query worker processes per app process
+    "PUBLIC_BASE": "https://w3id.org/medcode/",
+}
+ENV_SETTINGS = {"MEDCODE_QUERY_TIMEOUT": ("QUERY_TIMEOUT", float), "MEDCODE_MAX_RESULTS": ("MAX_RESULTS", int),
+                "MEDCODE_MAX_BODY": ("MAX_CONTENT_LENGTH", int), "MEDCODE_QUERY_WORKERS": ("QUERY_WORKERS", int),
+                "MEDCODE_PUBLIC_BASE": ("PUBLIC_BASE", str)}
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                               "script-src 'self'; frame-ancestors 'none'",
+    "Cross-Origin-Resource-Policy": "cross-origin",
+}
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """App factory: settings from DEFAULTS, then MEDCODE_* environment variables, then `config`."""
+    app = Flask(__name__)
+    app.config.from_mapping(DEFAULTS)
+    for env, (key, cast) in ENV_SETTINGS.items():
+        if env in os.environ:
+            app.config[key] = cast(os.environ[env])
+    if config:
+        app.config.update(config)
+    data_dir = Path(app.config["MEDCODE_DATA"] or default_data_dir())
+    app.extensions["medcode.store"] = EmbeddedStore(data_dir, workers=app.config["QUERY_WORKERS"])
+
+    app.register_blueprint(sparql.bp)
+    app.register_error_handler(HTTPException, handle_http_exception)
+
+    @app.route("/")
+    def index() -> str:
+        return render_template("index.html", meta=app.extensions["medcode.store"].meta)
+
+    @app.before_request
+    def preflight() -> Response | None:
+        if request.method == "OPTIONS":
+            return Response(status=204)
+        return None
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        for key, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Accept, Content-Type"
+        response.headers["Access-Control-Max-Age"] = "86400"
+        return response
+
+    return app

@@ -1,0 +1,26 @@
+"""One error shape: plain text for people and SPARQL clients, JSON when JSON is what was asked for."""
+
+from __future__ import annotations
+
+from flask import Response, json, request
+from werkzeug.exceptions import HTTPException
+
+
+def error_response(status: int, message: str) -> Response:
+    best = request.accept_mimetypes.best_match(["text/plain", "application/json"], default="text/plain")
+    if best == "application/json" and request.accept_mimetypes["application/json"] > request.accept_mimetypes["text/plain"]:
+        body = json.dumps({"ok": False, "status": status, "error": message})
+        return Response(body, status=status, mimetype="application/json")
+    return Response(message + "\n", status=status, content_type="text/plain; charset=utf-8")
+
+
+def handle_http_exception(exc: HTTPException) -> Response:
+    messages = {
+        413: "The request body is larger than this endpoint's request-size limit.",
+        404: f"{request.method} {request.path} is not served here.",
+        405: f"{request.method} is not allowed on {request.path}.",
+    }
+    response = error_response(exc.code or 500, messages.get(exc.code, exc.description or exc.name))
+    if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response

@@ -1,0 +1,73 @@
+"""Inspect a query before it runs: its form, and anything that would leave the process.
+
+A public endpoint must never fetch: SERVICE, LOAD and FROM/FROM NAMED IRIs outside the local named
+graphs are refused before execution. The scan skips comments, strings and IRIs, so a keyword inside
+a literal is not mistaken for one, and one hidden in odd spacing is still found.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_TOKENS = re.compile(
+    r"""
+    (?P<comment>\#[^\n\r]*)
+  | (?P<string>'''(?:[^'\\]|\\.|'(?!''))*'''|\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\"
+               |'(?:[^'\\\n\r]|\\.)*'|"(?:[^"\\\n\r]|\\.)*")
+  | (?P<iri><[^<>"{}|^`\\\x00-\x20]*>)
+  | (?P<word>[A-Za-z_][A-Za-z0-9_\-]*)
+  | (?P<var>[?$][A-Za-z0-9_]+)
+  | (?P<other>\S)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+FORMS = ("SELECT", "ASK", "CONSTRUCT", "DESCRIBE")
+UPDATE_WORDS = {"INSERT", "DELETE", "LOAD", "CLEAR", "CREATE", "DROP", "COPY", "MOVE", "ADD"}
+
+
+class Refused(ValueError):
+    """The query asks for something this endpoint does not do (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Inspection:
+    form: str  # SELECT | ASK | CONSTRUCT | DESCRIBE
+    from_graphs: tuple[str, ...]
+    from_named_graphs: tuple[str, ...]
+
+
+def inspect(query: str, local_graphs: set[str]) -> Inspection:
+    """Return the query form; raise Refused for SERVICE, LOAD, updates or non-local FROM IRIs.
+
+    Syntax errors are left to the engine's parser, which reports them with their position.
+    """
+    tokens = [(m.lastgroup, m.group()) for m in _TOKENS.finditer(query) if m.lastgroup != "comment"]
+    form = None
+    from_graphs: list[str] = []
+    from_named: list[str] = []
+    prev: str | None = None
+    for i, (kind, text) in enumerate(tokens):
+        if kind != "word" or prev == ":" or (i + 1 < len(tokens) and tokens[i + 1][1] == ":"):
+            prev = text
+            continue  # prefixed names (ex:SERVICE) are not keywords
+        word = text.upper()
+        if word == "SERVICE":
+            raise Refused("SERVICE (federated query) is not allowed: this endpoint makes no outbound requests")
+        if word in UPDATE_WORDS and form is None:
+            raise Refused("This endpoint is read-only: SPARQL Update (including LOAD) is not accepted")
+        if form is None and word in FORMS:
+            form = word
+        if word == "FROM":
+            named = i + 1 < len(tokens) and tokens[i + 1][1].upper() == "NAMED"
+            target = tokens[i + 2] if named else (tokens[i + 1] if i + 1 < len(tokens) else (None, ""))
+            if target[0] == "iri":
+                iri = target[1][1:-1]
+                if iri not in local_graphs:
+                    raise Refused(f"FROM{' NAMED' if named else ''} <{iri}> is not a graph of this endpoint "
+                                  f"(no remote graphs are loaded); local graphs: {', '.join(sorted(local_graphs))}")
+                (from_named if named else from_graphs).append(iri)
+        prev = text
+    if form is None:
+        form = "SELECT"  # let the parser report what is wrong
+    return Inspection(form, tuple(from_graphs), tuple(from_named))

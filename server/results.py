@@ -1,0 +1,118 @@
+"""Write query results with a hard row limit: over the limit is an error, never a silent cut."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from xml.sax.saxutils import escape, quoteattr
+
+import pyoxigraph as ox
+
+RDF_FORMATS = {
+    "turtle": ox.RdfFormat.TURTLE, "ntriples": ox.RdfFormat.N_TRIPLES, "rdfxml": ox.RdfFormat.RDF_XML,
+    "jsonld": ox.RdfFormat.JSON_LD, "trig": ox.RdfFormat.TRIG, "nquads": ox.RdfFormat.N_QUADS,
+}
+
+
+class TooManyResults(Exception):
+    """The answer has more rows or triples than the endpoint's result-size limit."""
+
+
+def limited(items: Iterable, limit: int, what: str) -> Iterator:
+    for n, item in enumerate(items, 1):
+        if n > limit:
+            raise TooManyResults(f"The result has more than {limit:,} {what}, this endpoint's result-size limit; "
+                                 "add LIMIT/OFFSET to page through it")
+        yield item
+
+
+def _json_term(term) -> dict:
+    if isinstance(term, ox.NamedNode):
+        return {"type": "uri", "value": term.value}
+    if isinstance(term, ox.BlankNode):
+        return {"type": "bnode", "value": term.value}
+    if isinstance(term, ox.Literal):
+        out = {"type": "literal", "value": term.value}
+        if term.language:
+            out["xml:lang"] = term.language
+        elif term.datatype.value != "http://www.w3.org/2001/XMLSchema#string":
+            out["datatype"] = term.datatype.value
+        return out
+    if isinstance(term, ox.Triple):
+        return {"type": "triple", "value": {"subject": _json_term(term.subject),
+                                            "predicate": _json_term(term.predicate),
+                                            "object": _json_term(term.object)}}
+    raise TypeError(term)
+
+
+def _xml_term(term) -> str:
+    if isinstance(term, ox.NamedNode):
+        return f"<uri>{escape(term.value)}</uri>"
+    if isinstance(term, ox.BlankNode):
+        return f"<bnode>{escape(term.value)}</bnode>"
+    if isinstance(term, ox.Literal):
+        if term.language:
+            return f"<literal xml:lang={quoteattr(term.language)}>{escape(term.value)}</literal>"
+        if term.datatype.value != "http://www.w3.org/2001/XMLSchema#string":
+            return f"<literal datatype={quoteattr(term.datatype.value)}>{escape(term.value)}</literal>"
+        return f"<literal>{escape(term.value)}</literal>"
+    return f"<literal>{escape(str(term))}</literal>"
+
+
+def _plain(term) -> str:
+    """CSV: the lexical form only (SPARQL 1.1 CSV results)."""
+    return "" if term is None else term.value if hasattr(term, "value") else str(term)
+
+
+def write_solutions(solutions: ox.QuerySolutions, fmt: str, limit: int) -> bytes:
+    names = [v.value for v in solutions.variables]
+    rows = limited(solutions, limit, "rows")
+    if fmt == "json":
+        bindings = []
+        for row in rows:
+            bindings.append({n: _json_term(row[n]) for n in names if row[n] is not None})
+        return json.dumps({"head": {"vars": names}, "results": {"bindings": bindings}},
+                          ensure_ascii=False, separators=(",", ":")).encode()
+    if fmt == "xml":
+        parts = ['<?xml version="1.0"?>\n<sparql xmlns="http://www.w3.org/2005/sparql-results#"><head>']
+        parts += [f"<variable name={quoteattr(n)}/>" for n in names]
+        parts.append("</head><results>")
+        for row in rows:
+            parts.append("<result>")
+            parts += [f"<binding name={quoteattr(n)}>{_xml_term(row[n])}</binding>"
+                      for n in names if row[n] is not None]
+            parts.append("</result>")
+        parts.append("</results></sparql>")
+        return "".join(parts).encode()
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\r\n")
+        writer.writerow(names)
+        for row in rows:
+            writer.writerow([_plain(row[n]) for n in names])
+        return buf.getvalue().encode()
+    if fmt == "tsv":
+        lines = ["\t".join("?" + n for n in names)]
+        for row in rows:
+            lines.append("\t".join("" if row[n] is None else str(row[n]) for n in names))
+        return ("\n".join(lines) + "\n").encode()
+    raise ValueError(fmt)
+
+
+def write_boolean(value: bool, fmt: str) -> bytes:
+    if fmt == "json":
+        return json.dumps({"head": {}, "boolean": value}).encode()
+    if fmt == "xml":
+        return (f'<?xml version="1.0"?>\n<sparql xmlns="http://www.w3.org/2005/sparql-results#"><head/>'
+                f"<boolean>{'true' if value else 'false'}</boolean></sparql>").encode()
+    if fmt in ("csv", "tsv"):
+        return f"{'_askResult' if fmt == 'csv' else '?_askResult'}\n{'true' if value else 'false'}\n".encode()
+    raise ValueError(fmt)
+
+
+def write_triples(triples: Iterable, fmt: str, limit: int, prefixes: dict[str, str]) -> bytes:
+    kept = list(limited(triples, limit, "triples"))
+    kwargs = {"prefixes": prefixes} if fmt in ("turtle", "trig") else {}
+    return ox.serialize(kept, format=RDF_FORMATS[fmt], **kwargs)

@@ -1,0 +1,149 @@
+"""`/sparql`: the W3C SPARQL 1.1 Protocol, read-only, with strict negotiation and hard limits."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, render_template, request
+
+from .errors import error_response
+from .executor import QueryTimeout, WorkerFailed
+from .formats import GRAPH_FORMATS, RESULT_FORMATS, BadAccept, NotAcceptable, negotiate
+from .guard import Refused, inspect
+from .service_description import service_description
+from .store import INFERENCE_GRAPHS
+
+bp = Blueprint("sparql", __name__)
+
+SINGLE = ("query", "update", "format", "inference")
+SD_FORMATS = GRAPH_FORMATS[:4]
+
+
+class ProtocolError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _params() -> tuple[dict[str, str], dict[str, list[str]], str | None]:
+    """Single-valued params, multi-valued graph params, and the query (from wherever it came)."""
+    sources = [request.args]
+    body_query = None
+    ctype = (request.mimetype or "").lower()
+    if request.method == "POST":
+        if ctype == "application/x-www-form-urlencoded":
+            sources.append(request.form)
+        elif ctype == "application/sparql-query":
+            try:
+                body_query = request.get_data(cache=False).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ProtocolError(400, "The request body is not valid UTF-8.") from exc
+        elif ctype == "application/sparql-update":
+            raise ProtocolError(403, "This endpoint is read-only: SPARQL Update is not accepted.")
+        elif not ctype:
+            raise ProtocolError(400, "A POST needs a Content-Type: application/sparql-query or "
+                                     "application/x-www-form-urlencoded.")
+        else:
+            raise ProtocolError(415, f"Unsupported Content-Type '{ctype}': use application/sparql-query or "
+                                     "application/x-www-form-urlencoded.")
+    single: dict[str, str] = {}
+    for name in SINGLE:
+        values = [v for src in sources for v in src.getlist(name)]
+        if len(values) > 1:
+            raise ProtocolError(400, f"The parameter '{name}' was given more than once.")
+        if values:
+            single[name] = values[0]
+    graphs = {name: [v for src in sources for v in src.getlist(name)]
+              for name in ("default-graph-uri", "named-graph-uri")}
+    if body_query is not None:
+        if "query" in single:
+            raise ProtocolError(400, "The query was given both in the body and as a parameter.")
+        single["query"] = body_query
+    return single, graphs, single.get("query")
+
+
+def _dataset(single: dict[str, str], graphs: dict[str, list[str]]) -> tuple[list[str] | None, list[str] | None]:
+    store = current_app.extensions["medcode.store"]
+    for name, iris in graphs.items():
+        for iri in iris:
+            if iri not in store.graphs:
+                raise ProtocolError(400, f"{name} <{iri}> is not a graph of this endpoint; local graphs: "
+                                         + ", ".join(sorted(store.graphs)))
+    inference = single.get("inference", "all")
+    if inference not in INFERENCE_GRAPHS:
+        raise ProtocolError(400, "inference must be one of: " + ", ".join(INFERENCE_GRAPHS))
+    default = graphs["default-graph-uri"] or INFERENCE_GRAPHS[inference]
+    named = graphs["named-graph-uri"] or None
+    return default, named
+
+
+@bp.route("/sparql", methods=["GET", "POST"])
+def endpoint() -> Response:
+    try:
+        single, graphs, query = _params()
+        if "update" in single:
+            if query is not None:
+                raise ProtocolError(400, "Both 'query' and 'update' were given; send one operation.")
+            raise ProtocolError(403, "This endpoint is read-only: SPARQL Update is not accepted.")
+        if query is None:
+            if request.method == "POST":
+                raise ProtocolError(400, "Missing 'query' parameter.")
+            return _no_query()
+        return _run(query, single, graphs)
+    except ProtocolError as exc:
+        return error_response(exc.status, str(exc))
+
+
+def _no_query() -> Response:
+    """GET without a query: the query page for browsers, else the service description."""
+    html = request.accept_mimetypes["text/html"]
+    if html and html >= max(request.accept_mimetypes[f.media_type] for f in SD_FORMATS) and "format" not in request.args:
+        return Response(render_template("sparql.html"), mimetype="text/html")
+    try:
+        fmt = negotiate(SD_FORMATS, request.headers.get("Accept"), request.args.get("format"))
+    except BadAccept as exc:
+        raise ProtocolError(400, str(exc)) from exc
+    except NotAcceptable as exc:
+        raise ProtocolError(406, str(exc)) from exc
+    store = current_app.extensions["medcode.store"]
+    graph = service_description(request.base_url, store.meta, current_app.config)
+    rdflib_format = {"turtle": "turtle", "ntriples": "nt", "rdfxml": "xml", "jsonld": "json-ld"}[fmt.name]
+    response = Response(graph.serialize(format=rdflib_format), content_type=f"{fmt.media_type}; charset=utf-8")
+    response.headers["Vary"] = "Accept"
+    return response
+
+
+def _run(query: str, single: dict[str, str], graphs: dict[str, list[str]]) -> Response:
+    store = current_app.extensions["medcode.store"]
+    try:
+        inspection = inspect(query, store.graphs)
+    except Refused as exc:
+        raise ProtocolError(400, str(exc)) from exc
+    formats = RESULT_FORMATS if inspection.form in ("SELECT", "ASK") else GRAPH_FORMATS
+    try:
+        fmt = negotiate(formats, request.headers.get("Accept"), single.get("format"))
+    except BadAccept as exc:
+        raise ProtocolError(400, str(exc)) from exc
+    except NotAcceptable as exc:
+        raise ProtocolError(406, str(exc)) from exc
+    default, named = _dataset(single, graphs)
+    if inspection.from_graphs or inspection.from_named_graphs:
+        default, named = None, None  # the query's own FROM clauses (local graphs only) define its dataset
+    config = current_app.config
+    try:
+        status, payload = store.query(query, fmt=fmt.name, limit=config["MAX_RESULTS"],
+                                      timeout=config["QUERY_TIMEOUT"], default_graph=default, named_graphs=named)
+    except QueryTimeout as exc:
+        return error_response(503, f"Query stopped: {exc}.")
+    except WorkerFailed as exc:
+        current_app.logger.error("query worker failed: %s", exc)
+        return error_response(503, f"Query failed: {exc}; please retry.")
+    if status == "syntax":
+        return error_response(400, f"SPARQL syntax error: {payload}")
+    if status == "limit":
+        return error_response(400, str(payload))
+    if status != "ok":
+        current_app.logger.error("query failed: %s", payload)
+        return error_response(500, f"The query could not be evaluated: {payload}")
+    charset = "" if fmt.media_type.endswith("json") and fmt.name == "json" else "; charset=utf-8"
+    response = Response(payload, content_type=fmt.media_type + charset)
+    response.headers["Vary"] = "Accept"
+    return response
