@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from . import query_worker
 
-_CTX = multiprocessing.get_context("spawn")
+# fork: a replacement worker is ready in milliseconds, and needs no importable __main__
+_CTX = multiprocessing.get_context("fork")
 
 
 class QueryTimeout(Exception):
