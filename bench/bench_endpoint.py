@@ -2,7 +2,8 @@
 
 Run on demand (not a test):  python bench/bench_endpoint.py [--data DIR] [--duration 10] [--concurrency 8]
 
-Both servers run as separate processes on 127.0.0.1; a load generator in this process keeps
+Both servers run as separate processes on 127.0.0.1; a load generator (wrk if installed:
+`apt-get install wrk`, else Python threads, which cap the measurable rate) keeps
 `concurrency` keep-alive connections busy for `duration` seconds per query and reports req/s, p50
 and p99. rdflib-endpoint serves the same triples (the snapshot's default graph = asserted +
 inferred, exported as N-Triples).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -29,10 +31,11 @@ import pyoxigraph as ox
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kg.snapshot import current_snapshot, default_data_dir, open_store  # noqa: E402
 
-PREFIX = ("PREFIX mc: <https://w3id.org/medcode/ontology#> PREFIX skos: <http://www.w3.org/2004/02/skos/core#> ")
+PREFIX = "PREFIX mc: <https://w3id.org/medcode/ontology#> PREFIX skos: <http://www.w3.org/2004/02/skos/core#> "
 QUERIES = {
     "lookup": PREFIX + 'SELECT ?c ?label WHERE { ?c skos:notation "96522" ; skos:prefLabel ?label }',
-    "exclusion": PREFIX + 'SELECT ?o ?n WHERE { ?c skos:notation "95990" ; mc:notReportedWith ?o . ?o skos:notation ?n }',
+    "exclusion": PREFIX + ('SELECT ?o ?n WHERE { ?c skos:notation "95990" ; mc:notReportedWith ?o . '
+                           "?o skos:notation ?n }"),
     "crosswalk": PREFIX + ("SELECT ?code ?icd ?label WHERE { ?c skos:notation ?code ; mc:indication/mc:condition ?cond . "
                            "?cond skos:closeMatch ?i . ?i skos:notation ?icd ; skos:prefLabel ?label . "
                            "?c a mc:CPTCode }"),
@@ -62,7 +65,27 @@ def wait_until_up(port: int, path: str, timeout: float = 600) -> None:
     raise RuntimeError(f"server on {port} did not come up")
 
 
+def _ms(text: str) -> float:
+    value = float(text.rstrip("umsn"))
+    return value / 1000 if text.endswith("us") else value * 1000 if text.endswith("s") and not text.endswith("ms") \
+        else value
+
+
+def load_wrk(port: int, path: str, query: str, duration: float, concurrency: int) -> dict:
+    """Drive the server with wrk (a C load generator), so the client is not the bottleneck."""
+    url = f"http://127.0.0.1:{port}{path}?query=" + urllib.parse.quote(query)
+    out = subprocess.run(["wrk", "-t2", f"-c{concurrency}", f"-d{duration:g}s", "--latency",
+                          "-H", "Accept: application/sparql-results+json", url],
+                         capture_output=True, text=True, check=True).stdout
+    lines = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    errors = sum(int(x) for line in out.splitlines() if "Non-2xx" in line for x in line.split()[-1:])
+    return {"rps": float(lines["Requests/sec:"][1]), "p50": _ms(lines["50%"][1]), "p99": _ms(lines["99%"][1]),
+            "errors": errors}
+
+
 def load(port: int, path: str, query: str, duration: float, concurrency: int) -> dict:
+    if shutil.which("wrk"):
+        return load_wrk(port, path, query, duration, concurrency)
     target = path + "?query=" + urllib.parse.quote(query)
     latencies: list[float] = []
     errors = [0]
@@ -100,7 +123,7 @@ def load(port: int, path: str, query: str, duration: float, concurrency: int) ->
 
 
 def floor_ms(store: ox.Store, query: str, runs: int = 50) -> float:
-    graphs = [ox.NamedNode("https://w3id.org/medcode/graph/asserted"), ox.NamedNode("https://w3id.org/medcode/graph/inferred")]
+    graphs = [ox.NamedNode(f"https://w3id.org/medcode/graph/{name}") for name in ("asserted", "inferred")]
     times = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -149,7 +172,8 @@ def main() -> None:
         for proc in (ours, peer):
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
-    print(f"snapshot {snapshot.name}; concurrency {args.concurrency}, {args.duration:g} s per query and server; "
+    client = "wrk" if shutil.which("wrk") else "python threads"
+    print(f"client {client}; snapshot {snapshot.name}; concurrency {args.concurrency}, {args.duration:g} s per query and server; "
           f"medcode {args.workers} gunicorn workers; ready after {ours_ready:.1f} s (medcode) vs "
           f"{peer_ready:.1f} s (rdflib-endpoint, loading the same triples)")
     print("| query | medcode req/s | p50 ms | p99 ms | rdflib-endpoint req/s | p50 ms | p99 ms | speed-up | "
