@@ -36,7 +36,8 @@ QUERIES = {
     "lookup": PREFIX + 'SELECT ?c ?label WHERE { ?c skos:notation "96522" ; skos:prefLabel ?label }',
     "exclusion": PREFIX + ('SELECT ?o ?n WHERE { ?c skos:notation "95990" ; mc:notReportedWith ?o . '
                            "?o skos:notation ?n }"),
-    "crosswalk": PREFIX + ("SELECT ?code ?icd ?label WHERE { ?c skos:notation ?code ; mc:indication/mc:condition ?cond . "
+    "crosswalk": PREFIX + ("SELECT ?code ?icd ?label WHERE { ?c skos:notation ?code ; "
+                           "mc:indication/mc:condition ?cond . "
                            "?cond skos:closeMatch ?i . ?i skos:notation ?icd ; skos:prefLabel ?label . "
                            "?c a mc:CPTCode }"),
     "text": PREFIX + ('SELECT ?c ?label WHERE { ?c a mc:PumpFamilyCode ; skos:prefLabel ?label . '
@@ -67,8 +68,9 @@ def wait_until_up(port: int, path: str, timeout: float = 600) -> None:
 
 def _ms(text: str) -> float:
     value = float(text.rstrip("umsn"))
-    return value / 1000 if text.endswith("us") else value * 1000 if text.endswith("s") and not text.endswith("ms") \
-        else value
+    if text.endswith("us"):
+        return value / 1000
+    return value if text.endswith("ms") else value * 1000
 
 
 def load_wrk(port: int, path: str, query: str, duration: float, concurrency: int) -> dict:
@@ -173,7 +175,8 @@ def main() -> None:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
     client = "wrk" if shutil.which("wrk") else "python threads"
-    print(f"client {client}; snapshot {snapshot.name}; concurrency {args.concurrency}, {args.duration:g} s per query and server; "
+    print(f"client {client}; snapshot {snapshot.name}; concurrency {args.concurrency}, "
+          f"{args.duration:g} s per query and server; "
           f"medcode {args.workers} gunicorn workers; ready after {ours_ready:.1f} s (medcode) vs "
           f"{peer_ready:.1f} s (rdflib-endpoint, loading the same triples)")
     print("| query | medcode req/s | p50 ms | p99 ms | rdflib-endpoint req/s | p50 ms | p99 ms | speed-up | "

@@ -22,7 +22,8 @@ from .validation import ValidationError, disjointness_violations, shacl_data_gra
 
 CLASS_SUMMARY_QUERY = """
 SELECT ?class (COUNT(DISTINCT ?s) AS ?n) WHERE { ?s a ?class .
-  FILTER(STRSTARTS(STR(?class), "https://w3id.org/medcode/ontology#") || ?class = <http://www.w3.org/2004/02/skos/core#Concept>) }
+  FILTER(STRSTARTS(STR(?class), "https://w3id.org/medcode/ontology#")
+         || ?class = <http://www.w3.org/2004/02/skos/core#Concept>) }
 GROUP BY ?class ORDER BY DESC(?n)
 """
 

@@ -7,8 +7,9 @@ from werkzeug.exceptions import HTTPException
 
 
 def error_response(status: int, message: str) -> Response:
-    best = request.accept_mimetypes.best_match(["text/plain", "application/json"], default="text/plain")
-    if best == "application/json" and request.accept_mimetypes["application/json"] > request.accept_mimetypes["text/plain"]:
+    accept = request.accept_mimetypes
+    if accept.best_match(["text/plain", "application/json"]) == "application/json" and (
+            accept["application/json"] > accept["text/plain"]):
         body = json.dumps({"ok": False, "status": status, "error": message})
         return Response(body, status=status, mimetype="application/json")
     return Response(message + "\n", status=status, content_type="text/plain; charset=utf-8")

@@ -94,8 +94,10 @@ def endpoint() -> Response:
 
 def _no_query() -> Response:
     """GET without a query: the query page for browsers, else the service description."""
-    html = request.accept_mimetypes["text/html"]
-    if html and html >= max(request.accept_mimetypes[f.media_type] for f in SD_FORMATS) and "format" not in request.args:
+    accept = request.accept_mimetypes
+    explicit_html = any(value == "text/html" for value, _ in accept)
+    if explicit_html and "format" not in request.args and accept["text/html"] >= max(
+            accept[f.media_type] for f in SD_FORMATS):
         return Response(render_template("sparql.html"), mimetype="text/html")
     try:
         fmt = negotiate(SD_FORMATS, request.headers.get("Accept"), request.args.get("format"))
