@@ -10,6 +10,7 @@ class Format:
     name: str          # short name for ?format=
     media_type: str    # what we send in Content-Type
     aliases: tuple[str, ...] = ()  # other media types that ask for it
+    short: tuple[str, ...] = ()    # other ?format= names (e.g. SPARQLWrapper's "xml" for RDF/XML)
 
 
 RESULT_FORMATS = (
@@ -20,9 +21,9 @@ RESULT_FORMATS = (
 )
 GRAPH_FORMATS = (
     Format("turtle", "text/turtle", ("application/x-turtle",)),
-    Format("ntriples", "application/n-triples", ("text/plain",)),
-    Format("rdfxml", "application/rdf+xml", ("application/xml", "text/xml")),
-    Format("jsonld", "application/ld+json", ("application/json",)),
+    Format("ntriples", "application/n-triples", ("text/plain",), ("n3",)),
+    Format("rdfxml", "application/rdf+xml", ("application/xml", "text/xml"), ("xml", "rdf+xml")),
+    Format("jsonld", "application/ld+json", ("application/json",), ("json",)),
     Format("trig", "application/trig"),
     Format("nquads", "application/n-quads"),
 )
@@ -90,16 +91,35 @@ def _quality(fmt: Format, ranges: list[tuple[str, str, float, int]]) -> tuple[fl
     return best
 
 
+def _by_name(formats: tuple[Format, ...], value: str) -> Format:
+    key = value.strip().lower()
+    key = FORMAT_ALIASES.get(key, key)
+    for fmt in formats:
+        if key in (fmt.name, fmt.media_type) or key in fmt.aliases or key in fmt.short:
+            return fmt
+    raise NotAcceptable(f"format '{value}' is not available here; use one of " + ", ".join(f.name for f in formats))
+
+
+def _first_known(formats: tuple[Format, ...], value: str) -> Format:
+    """A format value may list alternatives ("application/ld+json,application/x-json+ld")."""
+    for part in value.split(","):
+        try:
+            return _by_name(formats, part)
+        except NotAcceptable:
+            continue
+    return _by_name(formats, value)
+
+
 def negotiate(formats: tuple[Format, ...], accept: str | None, override: str | None) -> Format:
-    """Pick a format: `override` (?format=) wins; else the highest q, then specificity, then order."""
+    """Pick a format: `override` (?format=) wins; else the highest q, then specificity, then order.
+
+    `override` may hold several NUL-separated values (a repeated parameter): they must agree.
+    """
     if override:
-        key = override.strip().lower()
-        key = FORMAT_ALIASES.get(key, key)
-        for fmt in formats:
-            if key in (fmt.name, fmt.media_type) or key in fmt.aliases:
-                return fmt
-        raise NotAcceptable(f"format '{override}' is not available here; use one of "
-                            + ", ".join(f.name for f in formats))
+        chosen = {_first_known(formats, value) for value in override.split("\x00")}
+        if len(chosen) > 1:
+            raise BadAccept("The 'format' parameter was given more than once with different values.")
+        return chosen.pop()
     ranges = parse_accept(accept)
     scored = [(_quality(fmt, ranges), -i, fmt) for i, fmt in enumerate(formats)]
     scored = [s for s in scored if s[0][0] > 0]

@@ -16,6 +16,7 @@ _TOKENS = re.compile(
   | (?P<string>'''(?:[^'\\]|\\.|'(?!''))*'''|\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\"
                |'(?:[^'\\\n\r]|\\.)*'|"(?:[^"\\\n\r]|\\.)*")
   | (?P<iri><[^<>"{}|^`\\\x00-\x20]*>)
+  | (?P<pname>(?:[A-Za-z][A-Za-z0-9_\-.]*)?:[^\s{}()\[\]<>,;"'\#]*)
   | (?P<word>[A-Za-z_][A-Za-z0-9_\-]*)
   | (?P<var>[?$][A-Za-z0-9_]+)
   | (?P<other>\S)
@@ -37,21 +38,41 @@ class Inspection:
     from_named_graphs: tuple[str, ...]
 
 
-def inspect(query: str, local_graphs: set[str]) -> Inspection:
+_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})")
+
+
+def _unescape(query: str) -> str:
+    """SPARQL processes \\u/\\U code point escapes before parsing (SPARQL 1.1 §19.2): so do we."""
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), query)
+
+
+def _graph_iri(token: tuple[str, str], prefixes: dict[str, str]) -> str | None:
+    kind, text = token
+    if kind == "iri":
+        return text[1:-1]
+    if kind == "pname":
+        prefix, _, local = text.partition(":")
+        if prefix in prefixes:
+            return prefixes[prefix] + local
+    return None
+
+
+def inspect(query: str, local_graphs: set[str], default_prefixes: dict[str, str] | None = None) -> Inspection:
     """Return the query form; raise Refused for SERVICE, LOAD, updates or non-local FROM IRIs.
 
     Syntax errors are left to the engine's parser, which reports them with their position.
     """
-    tokens = [(m.lastgroup, m.group()) for m in _TOKENS.finditer(query) if m.lastgroup != "comment"]
+    tokens = [(m.lastgroup, m.group()) for m in _TOKENS.finditer(_unescape(query)) if m.lastgroup != "comment"]
+    prefixes = dict(default_prefixes or {})
     form = None
     from_graphs: list[str] = []
     from_named: list[str] = []
-    prev: str | None = None
     for i, (kind, text) in enumerate(tokens):
-        if kind != "word" or prev == ":" or (i + 1 < len(tokens) and tokens[i + 1][1] == ":"):
-            prev = text
-            continue  # prefixed names (ex:SERVICE) are not keywords
+        if kind != "word":
+            continue  # IRIs, strings and prefixed names (ex:SERVICE) are never keywords
         word = text.upper()
+        if word == "PREFIX" and i + 2 < len(tokens) and tokens[i + 1][0] == "pname" and tokens[i + 2][0] == "iri":
+            prefixes[tokens[i + 1][1].rstrip(":")] = tokens[i + 2][1][1:-1]
         if word == "SERVICE":
             raise Refused("SERVICE (federated query) is not allowed: this endpoint makes no outbound requests")
         if word in UPDATE_WORDS and form is None:
@@ -60,14 +81,15 @@ def inspect(query: str, local_graphs: set[str]) -> Inspection:
             form = word
         if word == "FROM":
             named = i + 1 < len(tokens) and tokens[i + 1][1].upper() == "NAMED"
-            target = tokens[i + 2] if named else (tokens[i + 1] if i + 1 < len(tokens) else (None, ""))
-            if target[0] == "iri":
-                iri = target[1][1:-1]
-                if iri not in local_graphs:
-                    raise Refused(f"FROM{' NAMED' if named else ''} <{iri}> is not a graph of this endpoint "
-                                  f"(no remote graphs are loaded); local graphs: {', '.join(sorted(local_graphs))}")
-                (from_named if named else from_graphs).append(iri)
-        prev = text
+            target = tokens[i + 2] if named and i + 2 < len(tokens) else (
+                tokens[i + 1] if not named and i + 1 < len(tokens) else ("", ""))
+            iri = _graph_iri(target, prefixes)
+            if iri is None:
+                raise Refused(f"FROM{' NAMED' if named else ''} must name a local graph by IRI or a declared prefix")
+            if iri not in local_graphs:
+                raise Refused(f"FROM{' NAMED' if named else ''} <{iri}> is not a graph of this endpoint "
+                              f"(no remote graphs are loaded); local graphs: {', '.join(sorted(local_graphs))}")
+            (from_named if named else from_graphs).append(iri)
     if form is None:
         form = "SELECT"  # let the parser report what is wrong
     return Inspection(form, tuple(from_graphs), tuple(from_named))

@@ -7,6 +7,7 @@ pyoxigraph and the result writers, and opens the snapshot read-only.
 
 from __future__ import annotations
 
+import signal
 from multiprocessing.connection import Connection
 
 import pyoxigraph as ox
@@ -20,6 +21,11 @@ def _graphs(names):
 
 def serve(conn: Connection, store_path: str) -> None:
     """Answer requests from `conn` until it closes: (query, options) -> (status, payload)."""
+    # a forked worker inherits the server's signal handlers (gunicorn ignores or traps several):
+    # restore the defaults so that stopping the server stops its query workers too
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
+                signal.SIGCHLD, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU):
+        signal.signal(sig, signal.SIG_DFL)
     store = ox.Store.read_only(store_path)
     while True:
         try:

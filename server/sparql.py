@@ -13,7 +13,7 @@ from .store import INFERENCE_GRAPHS
 
 bp = Blueprint("sparql", __name__)
 
-SINGLE = ("query", "update", "format", "inference")
+SINGLE = ("query", "update", "inference")
 SD_FORMATS = GRAPH_FORMATS[:4]
 
 
@@ -51,6 +51,11 @@ def _params() -> tuple[dict[str, str], dict[str, list[str]], str | None]:
             raise ProtocolError(400, f"The parameter '{name}' was given more than once.")
         if values:
             single[name] = values[0]
+    # SPARQLWrapper sends format twice (e.g. json-ld and application/ld+json): keep them all and
+    # let negotiation insist they agree
+    formats = [v for src in sources for v in src.getlist("format")]
+    if formats:
+        single["format"] = "\x00".join(formats)
     graphs = {name: [v for src in sources for v in src.getlist(name)]
               for name in ("default-graph-uri", "named-graph-uri")}
     if body_query is not None:
@@ -116,7 +121,7 @@ def _no_query() -> Response:
 def _run(query: str, single: dict[str, str], graphs: dict[str, list[str]]) -> Response:
     store = current_app.extensions["medcode.store"]
     try:
-        inspection = inspect(query, store.graphs)
+        inspection = inspect(query, store.graphs, store.prefixes)
     except Refused as exc:
         raise ProtocolError(400, str(exc)) from exc
     formats = RESULT_FORMATS if inspection.form in ("SELECT", "ASK") else GRAPH_FORMATS
