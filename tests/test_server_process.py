@@ -7,7 +7,6 @@ query can make the server open a connection anywhere.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -303,7 +302,7 @@ def test_time_limit_stops_runaway_query_and_keeps_serving(server):
     replaced = False
     for _ in range(6):
         results: list[requests.Response] = []
-        pair = [threading.Thread(target=lambda: results.append(
+        pair = [threading.Thread(target=lambda sink=results: sink.append(
             requests.get(server.url, params={"query": MEDIUM}, timeout=30))) for _ in range(2)]
         for t in pair:
             t.start()
@@ -353,7 +352,7 @@ class Listener:
         while not self._stop.is_set():
             try:
                 conn, address = self.sock.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             self.connections.append(address)
             conn.close()

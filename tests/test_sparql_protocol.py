@@ -153,7 +153,7 @@ def test_select_xml(client):
         bindings = {b.get("name"): b for b in result.findall(SRX + "binding")}
         assert set(bindings) == {"c", "n"}
         rows.append((bindings["c"].find(SRX + "uri").text, bindings["n"].find(SRX + "literal").text))
-    assert rows == list(zip(EXPECTED, CODES))
+    assert rows == list(zip(EXPECTED, CODES, strict=False))
 
 
 def test_select_csv(client):
@@ -165,8 +165,8 @@ def test_select_csv(client):
     assert body.endswith("\r\n")
     lines = body.split("\r\n")
     assert lines[-1] == ""
-    assert lines[:-1] == ["c,n"] + [f"{iri},{code}" for iri, code in zip(EXPECTED, CODES)]
-    assert list(csv.reader(io.StringIO(body))) == [["c", "n"]] + [[i, c] for i, c in zip(EXPECTED, CODES)]
+    assert lines[:-1] == ["c,n"] + [f"{iri},{code}" for iri, code in zip(EXPECTED, CODES, strict=False)]
+    assert list(csv.reader(io.StringIO(body))) == [["c", "n"]] + [[i, c] for i, c in zip(EXPECTED, CODES, strict=False)]
 
 
 def test_select_tsv(client):
@@ -175,7 +175,7 @@ def test_select_tsv(client):
     assert response.mimetype == "text/tab-separated-values"
     lines = text(response).splitlines()
     assert lines[0] == "?c\t?n"
-    assert lines[1:] == [f'<{iri}>\t"{code}"' for iri, code in zip(EXPECTED, CODES)]
+    assert lines[1:] == [f'<{iri}>\t"{code}"' for iri, code in zip(EXPECTED, CODES, strict=False)]
 
 
 def test_ask_true_json(client):
