@@ -106,6 +106,41 @@ def sparql(query: str, data_dir: Path | None, fmt: str | None, inference: str) -
 
 
 @main.command()
+@click.argument("name")
+@click.option("--param", "params", multiple=True, metavar="K=V", help="A parameter of the named query.")
+@data_option
+@click.option("--format", "fmt", type=click.Choice(["json", "xml", "csv", "tsv"]), default="tsv", show_default=True)
+def query(name: str, params: tuple[str, ...], data_dir: Path | None, fmt: str) -> None:
+    """Run a named query from queries/ (`medcode query not-reported-with --param code=95990`)."""
+    from server.named_queries import ParamError, load_named_queries
+    from server.query_worker import run
+    from server.store import INFERENCE_GRAPHS
+
+    from .namespaces import PREFIXES
+
+    queries = load_named_queries()
+    if name not in queries:
+        raise click.ClickException(f"no named query '{name}'; available: {', '.join(sorted(queries))}")
+    given = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.ClickException(f"--param '{item}' is not of the form key=value")
+        given[key] = value
+    try:
+        bindings = queries[name].bindings(given)
+    except ParamError as exc:
+        raise click.ClickException(str(exc)) from exc
+    store = open_store(_snapshot_or_fail(_data(data_dir)))
+    status, payload = run(store, {"query": queries[name].text, "format": fmt, "limit": sys.maxsize,
+                                  "prefixes": PREFIXES, "bindings": bindings,
+                                  "default_graph": INFERENCE_GRAPHS["all"], "named_graphs": None})
+    if status != "ok":
+        raise click.ClickException(str(payload))
+    click.echo(payload.decode("utf-8"), nl=False)
+
+
+@main.command()
 @data_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)

@@ -9,9 +9,10 @@ from typing import Any
 from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from kg.namespaces import QUERIES_DIR
 from kg.snapshot import default_data_dir
 
-from . import sparql
+from . import api, exports, fhir, pages, search, sparql
 from .errors import handle_http_exception
 from .store import EmbeddedStore
 
@@ -22,6 +23,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 1 << 20,  # request-body limit in bytes (413 above it)
     "QUERY_WORKERS": 2,            # query worker processes per app process
     "PUBLIC_BASE": "https://w3id.org/medcode/",
+    "QUERIES_DIR": QUERIES_DIR,    # named queries (.rq with a '#+ ' header)
 }
 ENV_SETTINGS = {"MEDCODE_QUERY_TIMEOUT": ("QUERY_TIMEOUT", float), "MEDCODE_MAX_RESULTS": ("MAX_RESULTS", int),
                 "MEDCODE_MAX_BODY": ("MAX_CONTENT_LENGTH", int), "MEDCODE_QUERY_WORKERS": ("QUERY_WORKERS", int),
@@ -49,6 +51,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["medcode.store"] = EmbeddedStore(data_dir, workers=app.config["QUERY_WORKERS"])
 
     app.register_blueprint(sparql.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(search.bp)
+    app.register_blueprint(exports.bp)
+    app.register_blueprint(fhir.bp)
     app.register_error_handler(HTTPException, handle_http_exception)
 
     @app.route("/")

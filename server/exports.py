@@ -1,0 +1,7 @@
+"""Placeholder: filled in by its own change."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("exports", __name__)
