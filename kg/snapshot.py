@@ -28,45 +28,54 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("MEDCODE_DATA", "data")).resolve()
 
 
-class _Terms:
-    """rdflib -> pyoxigraph term conversion, cached: the same terms recur a lot."""
+def _escape(text: str) -> str:
+    return (text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r"))
+
+
+class _NTerms:
+    """rdflib term -> N-Triples syntax, cached: the same terms recur a lot."""
 
     def __init__(self) -> None:
-        self.cache: dict[Any, Any] = {}
+        self.cache: dict[Any, str] = {}
 
-    def __call__(self, term: Any) -> Any:
+    def __call__(self, term: Any) -> str:
         hit = self.cache.get(term)
         if hit is not None:
             return hit
         if isinstance(term, URIRef):
-            value = ox.NamedNode(str(term))
+            text = f"<{term}>"
         elif isinstance(term, Literal):
+            text = f'"{_escape(str(term))}"'
             if term.language:
-                value = ox.Literal(str(term), language=term.language)
-            elif term.datatype:
-                value = ox.Literal(str(term), datatype=ox.NamedNode(str(term.datatype)))
-            else:
-                value = ox.Literal(str(term))
+                text += f"@{term.language}"
+            elif term.datatype and str(term.datatype) != "http://www.w3.org/2001/XMLSchema#string":
+                text += f"^^<{term.datatype}>"
         elif isinstance(term, BNode):
-            value = ox.BlankNode(str(term))
+            text = f"_:{term}"
         else:
             raise TypeError(f"cannot store {term!r}")
-        self.cache[term] = value
-        return value
+        self.cache[term] = text
+        return text
 
 
 def write_snapshot(data_dir: Path, graphs: dict[str, Iterable[tuple]], meta: dict[str, Any]) -> Path:
-    """Write the named graphs to a new snapshot directory and return it (not yet live)."""
+    """Write the named graphs to a new snapshot directory and return it (not yet live).
+
+    The N-Quads dump is written first and then bulk-loaded into the store by Oxigraph's own
+    parser, so the portable dump and the store hold exactly the same quads.
+    """
     stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
     target = data_dir / "snapshots" / stamp
     target.mkdir(parents=True)
+    nt = _NTerms()
+    dump = target / "medcode.nq"
+    with dump.open("w", encoding="utf-8") as out:
+        for graph_iri, triples in graphs.items():
+            g = f"<{graph_iri}> .\n"
+            out.writelines(f"{nt(s)} {nt(p)} {nt(o)} {g}" for s, p, o in triples)
     store = ox.Store(str(target / "store"))
-    convert = _Terms()
-    for graph_iri, triples in graphs.items():
-        g = ox.NamedNode(graph_iri)
-        store.bulk_extend(ox.Quad(convert(s), convert(p), convert(o), g) for s, p, o in triples)
+    store.bulk_load(path=str(dump), format=ox.RdfFormat.N_QUADS)
     store.flush()
-    store.dump(str(target / "medcode.nq"), format=ox.RdfFormat.N_QUADS)
     counts = {iri: int(next(store.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{iri}> {{ ?s ?p ?o }} }}"))
                        ["n"].value) for iri in graphs}
     del store
