@@ -6,13 +6,18 @@ from flask import Response, json, request
 from werkzeug.exceptions import HTTPException
 
 
-def error_response(status: int, message: str) -> Response:
+def error_body(status: int, message: str) -> tuple[str, bytes]:
+    """(content type, body) of an error, in the shape the current request prefers."""
     accept = request.accept_mimetypes
     if accept.best_match(["text/plain", "application/json"]) == "application/json" and (
             accept["application/json"] > accept["text/plain"]):
-        body = json.dumps({"ok": False, "status": status, "error": message})
-        return Response(body, status=status, mimetype="application/json")
-    return Response(message + "\n", status=status, content_type="text/plain; charset=utf-8")
+        return "application/json", json.dumps({"ok": False, "status": status, "error": message}).encode()
+    return "text/plain; charset=utf-8", (message + "\n").encode()
+
+
+def error_response(status: int, message: str) -> Response:
+    content_type, body = error_body(status, message)
+    return Response(body, status=status, content_type=content_type)
 
 
 def handle_http_exception(exc: HTTPException) -> Response:

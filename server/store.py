@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from kg.namespaces import GRAPH_ASSERTED, GRAPH_INFERRED, PREFIXES
-from kg.snapshot import current_snapshot, open_store, read_meta
+from kg.snapshot import current_snapshot, read_meta
 
+from .errors import error_body
 from .executor import QueryExecutor
+from .watchdog import InProcessExecutor
 
 INFERENCE_GRAPHS = {
     "all": [str(GRAPH_ASSERTED), str(GRAPH_INFERRED)],
@@ -21,8 +23,20 @@ class SnapshotMissing(RuntimeError):
     """No snapshot has been built in the data directory yet."""
 
 
+def _gunicorn_socket():
+    """The client socket when serving under gunicorn's sync worker, else None."""
+    from flask import has_request_context, request
+
+    return request.environ.get("gunicorn.socket") if has_request_context() else None
+
+
 class EmbeddedStore:
-    """Opens the live snapshot once; queries run in worker processes with a time limit."""
+    """Opens the live snapshot once; every query has a hard time limit.
+
+    Under gunicorn a query runs in the serving process, watched by a thread that answers 503 and
+    ends the worker if it overruns; anywhere else (tests, the dev server) it runs in a killable
+    worker process.
+    """
 
     def __init__(self, data_dir: Path, workers: int = 2) -> None:
         snapshot = current_snapshot(data_dir)
@@ -34,22 +48,24 @@ class EmbeddedStore:
         self.graphs = set(INFERENCE_GRAPHS["all"])
         self.prefixes = dict(PREFIXES)
         self.executor = QueryExecutor(str(snapshot / "store"), size=workers)
-        self._local = None
+        self.in_process = InProcessExecutor(str(snapshot / "store"))
 
     @property
     def local(self):
-        """An in-process read-only handle for the server's own small, known-cheap lookups."""
-        if self._local is None:
-            self._local = open_store(self.snapshot)
-        return self._local
+        """The in-process read-only store, for the server's own small, known-cheap lookups."""
+        return self.in_process.store
 
     def query(self, query: str, *, fmt: str, limit: int, timeout: float,
               default_graph: list[str] | None, named_graphs: list[str] | None,
               bindings: dict[str, tuple] | None = None) -> tuple[str, object]:
-        return self.executor.run({
-            "query": query, "format": fmt, "limit": limit, "prefixes": self.prefixes,
-            "default_graph": default_graph, "named_graphs": named_graphs, "bindings": bindings,
-        }, timeout)
+        request = {"query": query, "format": fmt, "limit": limit, "prefixes": self.prefixes,
+                   "default_graph": default_graph, "named_graphs": named_graphs, "bindings": bindings}
+        sock = _gunicorn_socket()
+        if sock is not None:
+            answer = error_body(503, f"Query stopped: the query did not finish within the {timeout:g} s time "
+                                     "limit and was stopped.")
+            return self.in_process.run(request, timeout, sock, answer)
+        return self.executor.run(request, timeout)
 
     def close(self) -> None:
         self.executor.close()

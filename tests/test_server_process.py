@@ -428,7 +428,7 @@ def test_sigterm_shuts_down_every_process(data_dir, tmp_path):
         for _ in range(4):
             assert_lookup_ok(lookup(srv))
         processes = descendants(srv.process.pid)
-        assert len(processes) >= 3  # two gunicorn workers and at least one query worker
+        assert len(processes) >= 2  # the two gunicorn workers (and any query worker they started)
         start = time.monotonic()
         srv.process.send_signal(signal.SIGTERM)
         srv.process.wait(timeout=20)
