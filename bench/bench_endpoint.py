@@ -151,11 +151,15 @@ def main() -> None:
     union = tmp / "union.nt"
     ox.serialize(store.query("CONSTRUCT { ?s ?p ?o } WHERE { GRAPH ?g { ?s ?p ?o } }"), str(union),
                  format=ox.RdfFormat.N_TRIPLES)
-    ours_port, peer_port = free_port(), free_port()
+    ours_port, peer_port, bare_port = free_port(), free_port(), free_port()
     bin_dir = Path(sys.executable).parent
     ours = subprocess.Popen([str(bin_dir / "medcode"), "serve", "--data", str(args.data), "--port", str(ours_port),
                              "--workers", str(args.workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
+    bare = subprocess.Popen([str(bin_dir / "gunicorn"), "-w", str(args.workers), "-b", f"127.0.0.1:{bare_port}",
+                             "bench.bare_app:app"], cwd=str(Path(__file__).resolve().parent.parent),
+                            env={**os.environ, "MEDCODE_BENCH_STORE": str(snapshot / "store")},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     started = time.perf_counter()
     peer = subprocess.Popen([str(bin_dir / "rdflib-endpoint"), "serve", str(union), "--host", "127.0.0.1",
                              "--port", str(peer_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -163,15 +167,17 @@ def main() -> None:
     try:
         wait_until_up(ours_port, "/sparql")
         ours_ready = time.perf_counter() - started
+        wait_until_up(bare_port, "/sparql")
         wait_until_up(peer_port, "/")
         peer_ready = time.perf_counter() - started
         rows = []
         for name, query in QUERIES.items():
             a = load(ours_port, "/sparql", query, args.duration, args.concurrency)
             b = load(peer_port, "/", query, args.duration, args.concurrency)
-            rows.append((name, a, b, floors[name]))
+            c = load(bare_port, "/sparql", query, args.duration, args.concurrency)
+            rows.append((name, a, b, c, floors[name]))
     finally:
-        for proc in (ours, peer):
+        for proc in (ours, peer, bare):
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
     client = "wrk" if shutil.which("wrk") else "python threads"
@@ -179,13 +185,16 @@ def main() -> None:
           f"{args.duration:g} s per query and server; "
           f"medcode {args.workers} gunicorn workers; ready after {ours_ready:.1f} s (medcode) vs "
           f"{peer_ready:.1f} s (rdflib-endpoint, loading the same triples)")
-    print("| query | medcode req/s | p50 ms | p99 ms | rdflib-endpoint req/s | p50 ms | p99 ms | speed-up | "
-          "pyoxigraph floor ms | errors (ours/peer) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, a, b, floor in rows:
+    print("| query | medcode req/s | p50 ms | p99 ms | rdflib-endpoint req/s | p50 ms | p99 ms "
+          "| medcode ÷ rdflib-endpoint | bare Flask+pyoxigraph req/s | bare ÷ medcode | pyoxigraph in-process ms "
+          "| errors (ours/peer/bare) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, a, b, c, floor in rows:
         ratio = a["rps"] / b["rps"] if b["rps"] else float("inf")
+        bare_ratio = c["rps"] / a["rps"] if a["rps"] else float("inf")
         print(f"| {name} | {a['rps']:,.0f} | {a['p50']:.2f} | {a['p99']:.2f} | {b['rps']:,.0f} | {b['p50']:.2f} | "
-              f"{b['p99']:.2f} | {ratio:.1f}x | {floor:.3f} | {a['errors']}/{b['errors']} |")
+              f"{b['p99']:.2f} | {ratio:.1f}x | {c['rps']:,.0f} | {bare_ratio:.2f}x | {floor:.3f} | "
+              f"{a['errors']}/{b['errors']}/{c['errors']} |")
 
 
 if __name__ == "__main__":
