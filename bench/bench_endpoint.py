@@ -51,7 +51,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_up(port: int, path: str, timeout: float = 600) -> None:
+def wait_until_up(port: int, path: str, timeout: float = 1800) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
