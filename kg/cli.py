@@ -160,3 +160,52 @@ def serve(data_dir: Path | None, host: str, port: int, workers: int, dev: bool) 
     from server.wsgi import run_gunicorn
 
     run_gunicorn(str(data), host, port, workers)
+
+
+@main.command()
+@click.argument("name", required=False)
+@data_option
+@click.option("--format", "fmt", default="csv", show_default=True, metavar="FORMAT",
+              help="csv, json, sssom.tsv (or sssom), fhir.json (or fhir), ttl or jsonld.")
+@click.option("--fhir", "fhir_version", type=click.Choice(["r5", "r4b"]), default="r5", show_default=True,
+              help="FHIR version of a ConceptMap.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file instead of standard output.")
+def export(name: str | None, data_dir: Path | None, fmt: str, fhir_version: str, output: Path | None) -> None:
+    """Write a crosswalk (`medcode export device-crosswalk --format sssom -o devices.sssom.tsv`).
+
+    Without NAME, list the crosswalks and the formats each comes in.
+    """
+    import os
+
+    from server import DEFAULTS
+    from server.exports import CROSSWALKS, ExportError, ExportMeta, export_text, resolve_format, run_query_local
+
+    if name is None:
+        for xw in CROSSWALKS.values():
+            click.echo(f"{xw.name:<25} {xw.title} [{', '.join(xw.formats)}]")
+        return
+    xw = CROSSWALKS.get(name)
+    if xw is None:
+        raise click.ClickException(f"no crosswalk '{name}'; available: {', '.join(CROSSWALKS)}")
+    try:
+        form = resolve_format(fmt)
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0])) from exc
+    if form.ext not in xw.formats:
+        raise click.ClickException(f"{name} is not available as {form.label}; formats: {', '.join(xw.formats)}")
+    snapshot = _snapshot_or_fail(_data(data_dir))
+    try:
+        payload = run_query_local(open_store(snapshot), xw)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    base = os.environ.get("MEDCODE_PUBLIC_BASE") or DEFAULTS["PUBLIC_BASE"]
+    chunks = export_text(xw, form, payload, ExportMeta.from_snapshot(read_meta(snapshot), base), fhir_version)
+    if output is None:
+        for chunk in chunks:
+            click.echo(chunk, nl=False)
+        return
+    with output.open("w", encoding="utf-8", newline="") as out:
+        for chunk in chunks:
+            out.write(chunk)
+    click.echo(f"wrote {output}", err=True)
