@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_TOKENS = re.compile(
+TOKENS = re.compile(
     r"""
     (?P<comment>\#[^\n\r]*)
   | (?P<string>'''(?:[^'\\]|\\.|'(?!''))*'''|\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\"
@@ -62,7 +62,7 @@ def inspect(query: str, local_graphs: set[str], default_prefixes: dict[str, str]
 
     Syntax errors are left to the engine's parser, which reports them with their position.
     """
-    tokens = [(m.lastgroup, m.group()) for m in _TOKENS.finditer(_unescape(query)) if m.lastgroup != "comment"]
+    tokens = [(m.lastgroup, m.group()) for m in TOKENS.finditer(_unescape(query)) if m.lastgroup != "comment"]
     prefixes = dict(default_prefixes or {})
     form = None
     from_graphs: list[str] = []

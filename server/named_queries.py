@@ -10,9 +10,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import pyoxigraph as ox
 import yaml
 
 from kg.namespaces import QUERIES_DIR
+
+from .guard import FORMS, TOKENS
 
 TYPES = ("string", "integer", "iri", "date", "boolean")
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -99,6 +102,38 @@ def parse_named_query(path: Path) -> NamedQuery:
     if not NAME.match(name):
         raise ValueError(f"{path}: query names are lowercase words joined by '-'")
     return NamedQuery(name, str(meta.get("title", name)), str(meta.get("description", "")), text, tuple(params))
+
+
+def _term(spec: tuple[str, str, str | None]):
+    kind, value, extra = spec
+    if kind == "iri":
+        return ox.NamedNode(value)
+    if kind == "lang":
+        return ox.Literal(value, language=extra)
+    return ox.Literal(value, datatype=ox.NamedNode(extra)) if extra else ox.Literal(value)
+
+
+def bind_values(query: str, bindings: dict[str, tuple[str, str, str | None]]) -> str:
+    """Bind variables with a VALUES block opening the WHERE group.
+
+    The values are RDF terms serialised by Oxigraph (so escaped), never text pasted into the query.
+    A VALUES block first in the group lets Oxigraph start its join from the bound values; its
+    `substitutions` argument and a trailing VALUES were both measured 5,000x slower here (2.3 s vs
+    0.4 ms on a notation lookup), because the binding is applied after the pattern is evaluated.
+    """
+    if not bindings:
+        return query
+    names = list(bindings)
+    row = " ".join(str(_term(bindings[n])) for n in names)
+    block = f" VALUES ({' '.join('?' + n for n in names)}) {{ ({row}) }} "
+    tokens = [m for m in TOKENS.finditer(query) if m.lastgroup != "comment"]
+    start = next((i for i, m in enumerate(tokens) if m.lastgroup == "word" and m.group().upper() == "WHERE"), None)
+    if start is None:  # SELECT * { ... } without the WHERE keyword
+        start = next((i for i, m in enumerate(tokens) if m.lastgroup == "word" and m.group().upper() in FORMS), 0)
+    brace = next((m for m in tokens[start:] if m.group() == "{"), None)
+    if brace is None:
+        raise ValueError("the query has no WHERE group to bind parameters in")
+    return query[:brace.end()] + block + query[brace.end():]
 
 
 @lru_cache(maxsize=4)

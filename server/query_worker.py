@@ -38,13 +38,11 @@ def serve(conn: Connection, store_path: str) -> None:
 def run(store: ox.Store, request: dict) -> tuple[str, object]:
     """('ok', bytes) | ('syntax', message) | ('limit', message) | ('error', message)."""
     try:
-        substitutions = {ox.Variable(k): _term(v) for k, v in (request.get("bindings") or {}).items()}
         result = store.query(
             request["query"],
             default_graph=_graphs(request.get("default_graph")),
             named_graphs=_graphs(request.get("named_graphs")),
             prefixes=request.get("prefixes") or None,
-            substitutions=substitutions or None,
         )
         fmt, limit = request["format"], request["limit"]
         if isinstance(result, ox.QuerySolutions):
@@ -58,13 +56,3 @@ def run(store: ox.Store, request: dict) -> tuple[str, object]:
         return "limit", str(exc)
     except (OSError, ValueError, TypeError, RuntimeError) as exc:
         return "error", f"{type(exc).__name__}: {exc}"
-
-
-def _term(spec: tuple[str, str, str | None]):
-    """Rebuild a bound RDF term from its picklable (kind, value, datatype-or-lang) form."""
-    kind, value, extra = spec
-    if kind == "iri":
-        return ox.NamedNode(value)
-    if kind == "lang":
-        return ox.Literal(value, language=extra)
-    return ox.Literal(value, datatype=ox.NamedNode(extra)) if extra else ox.Literal(value)

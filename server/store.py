@@ -10,6 +10,7 @@ from kg.snapshot import current_snapshot, read_meta
 
 from .errors import error_body
 from .executor import QueryExecutor
+from .named_queries import bind_values
 from .watchdog import InProcessExecutor
 
 INFERENCE_GRAPHS = {
@@ -58,8 +59,8 @@ class EmbeddedStore:
     def query(self, query: str, *, fmt: str, limit: int, timeout: float,
               default_graph: list[str] | None, named_graphs: list[str] | None,
               bindings: dict[str, tuple] | None = None) -> tuple[str, object]:
-        request = {"query": query, "format": fmt, "limit": limit, "prefixes": self.prefixes,
-                   "default_graph": default_graph, "named_graphs": named_graphs, "bindings": bindings}
+        request = {"query": bind_values(query, bindings or {}), "format": fmt, "limit": limit,
+                   "prefixes": self.prefixes, "default_graph": default_graph, "named_graphs": named_graphs}
         sock = _gunicorn_socket()
         if sock is not None:
             answer = error_body(503, f"Query stopped: the query did not finish within the {timeout:g} s time "

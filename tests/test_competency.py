@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 import yaml
-from pyoxigraph import Literal, NamedNode, Variable
+from pyoxigraph import Literal, NamedNode
 
 from kg.namespaces import GRAPH_ASSERTED, GRAPH_INFERRED, ID_BASE, MC, QUERIES_DIR
+from server.named_queries import bind_values
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
 PREFIXES = f"""PREFIX mc: <{MC}>
@@ -49,8 +50,9 @@ def run(store, name: str, **params: str) -> list[dict[str, Any]]:
     assert not unknown, f"{name}.rq declares no parameter {unknown}"
     values = {key: str(spec["default"]) for key, spec in declared.items()}
     values.update(params)
-    substitutions = {Variable(key): Literal(value) for key, value in values.items()}
-    solutions = store.query(text, use_default_graph_as_union=True, substitutions=substitutions)
+    # bound the way the server binds them: a VALUES block of RDF terms opening the WHERE group
+    bound = bind_values(text, {key: ("literal", value, None) for key, value in values.items()})
+    solutions = store.query(bound, use_default_graph_as_union=True)
     names = [v.value for v in solutions.variables]
     return [{n: row[n] for n in names} for row in solutions]
 
