@@ -1,0 +1,154 @@
+"""Browser assets of the query UI: YASGUI from npm, served by the app itself.
+
+The npm package is pinned in package.json and package-lock.json at the project root. This step runs
+``npm ci`` there and copies the built files into ``server/static/vendor/yasgui/`` (git-ignored, never
+committed, never loaded from a CDN)::
+
+    python -m server.assets            # npm ci, then copy
+    python -m server.assets --no-npm   # copy from an existing node_modules/
+
+Without the assets, /sparql is the plain HTML form and says how to get the editor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .named_queries import NamedQuery, load_named_queries
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = "@zazuko/yasgui"
+PACKAGE_BUILD = PROJECT_ROOT / "node_modules" / "@zazuko" / "yasgui" / "build"
+VENDOR_DIR = Path(__file__).resolve().parent / "static" / "vendor" / "yasgui"
+FILES = ("yasgui.min.js", "yasgui.min.css", "yasgui.min.js.map")
+REQUIRED = ("yasgui.min.js", "yasgui.min.css")
+INSTALL_HINT = "npm ci && python -m server.assets --no-npm"
+SITE_BASE = "https://w3id.org/medcode/"  # IRIs below it are served by the app itself at /{rest}
+
+
+class AssetError(RuntimeError):
+    """The assets could not be installed (no npm, npm failed, or the package is not where expected)."""
+
+
+def installed() -> bool:
+    """Whether the vendor files the query page needs are present."""
+    return all((VENDOR_DIR / name).is_file() for name in REQUIRED)
+
+
+def run_npm_ci(root: Path = PROJECT_ROOT) -> None:
+    npm = shutil.which("npm")
+    if npm is None:
+        raise AssetError("npm is not installed: install Node.js (with npm) to get the query editor")
+    # --ignore-scripts: nothing from the registry runs at install time; the build files are prebuilt
+    cmd = [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"]
+    result = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise AssetError(f"`{' '.join(cmd[1:])}` failed:\n{result.stdout}{result.stderr}")
+
+
+def copy_assets(source: Path = PACKAGE_BUILD, target: Path = VENDOR_DIR) -> list[Path]:
+    """Copy the built YASGUI files (and its licence and version) into the static vendor folder."""
+    missing = [name for name in REQUIRED if not (source / name).is_file()]
+    if missing:
+        raise AssetError(f"{PACKAGE} is not installed in {source.parent} (missing {', '.join(missing)}); "
+                         "run `npm ci` in the project directory first")
+    target.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for name in FILES:
+        if (source / name).is_file():
+            shutil.copyfile(source / name, target / name)
+            copied.append(target / name)
+    package_json = source.parent / "package.json"
+    version = json.loads(package_json.read_text(encoding="utf-8")).get("version", "?")
+    (target / "VERSION").write_text(f"{PACKAGE} {version}\n", encoding="utf-8")
+    for name in ("LICENSE", "LICENSE.md", "license"):
+        if (source.parent / name).is_file():
+            shutil.copyfile(source.parent / name, target / "LICENSE")
+            break
+    return copied
+
+
+def install(npm: bool = True) -> list[Path]:
+    if npm:
+        run_npm_ci()
+    return copy_assets()
+
+
+WHERE_OPEN = re.compile(r"\bWHERE\s*\{", re.IGNORECASE)
+
+
+def _sparql_term(kind: str, value: str, datatype: str | None) -> str:
+    if kind == "iri":
+        return f"<{value}>"
+    literal = json.dumps(value, ensure_ascii=False)  # a JSON string is a valid SPARQL string literal
+    return f"{literal}^^<{datatype}>" if datatype else literal
+
+
+def tab_query(query: NamedQuery) -> str:
+    """The named query's text for an editor tab: its parameters bound to their defaults with a VALUES
+    line opening the WHERE clause (as the API binds them), so the tab runs as the API's default call."""
+    lines = []
+    for param in query.params:
+        if param.default is None or param.default == "":
+            continue
+        try:
+            term = _sparql_term(*param.to_term(param.default))
+        except ValueError:
+            continue
+        note = f" - {param.description}" if param.description else ""
+        lines.append(f"  VALUES ?{param.name} {{ {term} }}  # parameter '{param.name}'{note}")
+    if not lines:
+        return query.text
+    offset = 0
+    for line in query.text.splitlines(keepends=True):
+        match = None if line.lstrip().startswith("#") else WHERE_OPEN.search(line)
+        if match:
+            at = offset + match.end()
+            return query.text[:at] + "\n" + "\n".join(lines) + query.text[at:]
+        offset += len(line)
+    return query.text
+
+
+def query_ui_config() -> dict[str, Any] | None:
+    """What the query page's editor needs (endpoint, prefixes, one tab per named query), or None when
+    the YASGUI files are not installed. Called from templates/sparql.html."""
+    if not installed():
+        return None
+    from flask import current_app, request, url_for
+
+    from kg.namespaces import PREFIXES
+
+    queries = load_named_queries(Path(current_app.config["QUERIES_DIR"]))
+    return {
+        "endpoint": url_for("sparql.endpoint"),
+        "siteBase": SITE_BASE,
+        "localRoot": request.script_root + "/",
+        "prefixes": PREFIXES,
+        "tabs": [{"name": q.name, "title": q.title, "description": q.description, "query": tab_query(q)}
+                 for q in queries.values()],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server.assets", description=__doc__.splitlines()[0])
+    parser.add_argument("--no-npm", action="store_true", help="copy from an existing node_modules/ only")
+    args = parser.parse_args(argv)
+    try:
+        copied = install(npm=not args.no_npm)
+    except AssetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for path in copied:
+        print(f"installed {path.relative_to(PROJECT_ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
