@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from .named_queries import NamedQuery, load_named_queries
+from .named_queries import NamedQuery, bind_values, load_named_queries
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "@zazuko/yasgui"
@@ -81,39 +80,13 @@ def install(npm: bool = True) -> list[Path]:
     return copy_assets()
 
 
-WHERE_OPEN = re.compile(r"\bWHERE\s*\{", re.IGNORECASE)
-
-
-def _sparql_term(kind: str, value: str, datatype: str | None) -> str:
-    if kind == "iri":
-        return f"<{value}>"
-    literal = json.dumps(value, ensure_ascii=False)  # a JSON string is a valid SPARQL string literal
-    return f"{literal}^^<{datatype}>" if datatype else literal
-
-
 def tab_query(query: NamedQuery) -> str:
-    """The named query's text for an editor tab: its parameters bound to their defaults with a VALUES
-    line opening the WHERE clause (as the API binds them), so the tab runs as the API's default call."""
-    lines = []
-    for param in query.params:
-        if param.default is None or param.default == "":
-            continue
-        try:
-            term = _sparql_term(*param.to_term(param.default))
-        except ValueError:
-            continue
-        note = f" - {param.description}" if param.description else ""
-        lines.append(f"  VALUES ?{param.name} {{ {term} }}  # parameter '{param.name}'{note}")
-    if not lines:
+    """The named query's text for an editor tab: its parameters bound to their defaults exactly as the API
+    binds them (a VALUES block opening the WHERE group), so the tab runs as the API's default call."""
+    try:
+        return bind_values(query.text, query.bindings({}))
+    except ValueError:  # a parameter without a default (ParamError), or nowhere to bind it
         return query.text
-    offset = 0
-    for line in query.text.splitlines(keepends=True):
-        match = None if line.lstrip().startswith("#") else WHERE_OPEN.search(line)
-        if match:
-            at = offset + match.end()
-            return query.text[:at] + "\n" + "\n".join(lines) + query.text[at:]
-        offset += len(line)
-    return query.text
 
 
 def query_ui_config() -> dict[str, Any] | None:

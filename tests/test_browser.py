@@ -238,7 +238,7 @@ def test_query_editor_runs_a_named_query(page, server):
     assert names == list(load_named_queries()), names
     page.locator("#yasgui .tabsList .tab", has_text=re.compile(r"^\s*not-reported-with\s*✖?\s*$")).click()
     panel = page.locator(".tabPanel.active")
-    assert 'VALUES ?code { "95990" }' in panel.locator(".CodeMirror").inner_text()
+    assert 'VALUES (?code) { ("95990") }' in panel.locator(".CodeMirror").inner_text()
     with page.expect_response(lambda r: r.url == server.base + "/sparql" and r.request.method == "POST") as sent:
         panel.locator(".yasqe_queryButton").click()
     assert sent.value.status == 200
@@ -392,7 +392,7 @@ def test_query_page_with_the_editor_has_no_inline_script(client):
 
 
 def test_editor_tabs_run_like_the_api_defaults(client):
-    """Each tab's text (parameters bound to their defaults with VALUES) answers as /api/{name} does."""
+    """Each tab's text (parameters bound to their defaults) answers as /api/{name} does."""
     for name, query in load_named_queries().items():
         if not query.params:
             continue
