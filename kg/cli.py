@@ -112,7 +112,7 @@ def sparql(query: str, data_dir: Path | None, fmt: str | None, inference: str) -
 @click.option("--format", "fmt", type=click.Choice(["json", "xml", "csv", "tsv"]), default="tsv", show_default=True)
 def query(name: str, params: tuple[str, ...], data_dir: Path | None, fmt: str) -> None:
     """Run a named query from queries/ (`medcode query not-reported-with --param code=95990`)."""
-    from server.named_queries import ParamError, load_named_queries
+    from server.named_queries import ParamError, bind_values, load_named_queries
     from server.query_worker import run
     from server.store import INFERENCE_GRAPHS
 
@@ -132,8 +132,8 @@ def query(name: str, params: tuple[str, ...], data_dir: Path | None, fmt: str) -
     except ParamError as exc:
         raise click.ClickException(str(exc)) from exc
     store = open_store(_snapshot_or_fail(_data(data_dir)))
-    status, payload = run(store, {"query": queries[name].text, "format": fmt, "limit": sys.maxsize,
-                                  "prefixes": PREFIXES, "bindings": bindings,
+    status, payload = run(store, {"query": bind_values(queries[name].text, bindings), "format": fmt,
+                                  "limit": sys.maxsize, "prefixes": PREFIXES,
                                   "default_graph": INFERENCE_GRAPHS["all"], "named_graphs": None})
     if status != "ok":
         raise click.ClickException(str(payload))

@@ -24,10 +24,12 @@ DEFAULTS: dict[str, Any] = {
     "QUERY_WORKERS": 2,            # query worker processes per app process
     "PUBLIC_BASE": "https://w3id.org/medcode/",
     "QUERIES_DIR": QUERIES_DIR,    # named queries (.rq with a '#+ ' header)
+    "EXPORT_TIMEOUT": 60.0,        # seconds an export's query may run (exports stream large tables)
+    "EXPORT_MAX_ROWS": 1_000_000,  # rows in one export
 }
 ENV_SETTINGS = {"MEDCODE_QUERY_TIMEOUT": ("QUERY_TIMEOUT", float), "MEDCODE_MAX_RESULTS": ("MAX_RESULTS", int),
                 "MEDCODE_MAX_BODY": ("MAX_CONTENT_LENGTH", int), "MEDCODE_QUERY_WORKERS": ("QUERY_WORKERS", int),
-                "MEDCODE_PUBLIC_BASE": ("PUBLIC_BASE", str)}
+                "MEDCODE_PUBLIC_BASE": ("PUBLIC_BASE", str), "MEDCODE_EXPORT_TIMEOUT": ("EXPORT_TIMEOUT", float)}
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
