@@ -140,6 +140,38 @@ def query(name: str, params: tuple[str, ...], data_dir: Path | None, fmt: str) -
     click.echo(payload.decode("utf-8"), nl=False)
 
 
+def _install_query_editor_once() -> None:
+    """First run: fetch the query editor from npm when Node.js is here; the plain form works without."""
+    import shutil
+
+    from server.assets import AssetError, install, installed
+
+    if installed():
+        return
+    if not shutil.which("npm"):
+        click.echo("Node.js/npm not found: /sparql serves the plain query form (see README to add the editor).",
+                   err=True)
+        return
+    click.echo("Installing the query editor (npm ci, once) ...", err=True)
+    try:
+        install(npm=True)
+    except AssetError as exc:
+        click.echo(f"Query editor not installed ({exc}); /sparql serves the plain query form.", err=True)
+
+
+@main.command()
+@click.option("--no-npm", is_flag=True, help="Copy from an existing node_modules/ only.")
+def assets(no_npm: bool) -> None:
+    """Install the query editor (YASGUI, pinned in package.json) into server/static/vendor/."""
+    from server.assets import AssetError, install
+
+    try:
+        for path in install(npm=not no_npm):
+            click.echo(f"installed {path}")
+    except AssetError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @main.command()
 @data_option
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -152,6 +184,7 @@ def serve(data_dir: Path | None, host: str, port: int, workers: int, dev: bool) 
     if current_snapshot(data) is None:
         click.echo(f"No snapshot in {data}: building it first (once).", err=True)
         _build(data, "reasonable")
+    _install_query_editor_once()
     from server import create_app
 
     if dev:

@@ -1,6 +1,8 @@
-"""Production serving with gunicorn (sync workers; each owns its query worker processes)."""
+"""Production serving with gunicorn (sync workers; queries run in-process under a watchdog)."""
 
 from __future__ import annotations
+
+import threading
 
 from gunicorn.app.base import BaseApplication
 
@@ -18,7 +20,17 @@ class _Gunicorn(BaseApplication):
     def load(self):
         from . import create_app
 
-        return create_app({"MEDCODE_DATA": self.data_dir})
+        app = create_app({"MEDCODE_DATA": self.data_dir})
+        threading.Thread(target=_warm_search_index, args=(app,), daemon=True, name="medcode-search-warmup").start()
+        return app
+
+
+def _warm_search_index(app) -> None:
+    """Build the worker's search index in the background, so the first search does not pay for it."""
+    from .search import get_index
+
+    with app.app_context():
+        get_index()
 
 
 def run_gunicorn(data_dir: str, host: str, port: int, workers: int) -> None:

@@ -224,6 +224,8 @@ def test_search_page_escapes_the_query(page, server):
 # -- the YASGUI query editor ---------------------------------------------------------------------
 
 def require_editor() -> None:
+    if not assets.installed() and shutil.which("npm"):
+        assets.install(npm=True)  # the project's own install step, as `medcode serve` runs it
     if not assets.installed():
         missing("the YASGUI files are not installed in server/static/vendor/ "
                 "(run `npm ci && python -m server.assets --no-npm`; needs Node.js)")
