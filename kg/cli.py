@@ -76,9 +76,8 @@ def stats(data_dir: Path | None) -> None:
 @click.option("--inference", type=click.Choice(["all", "asserted", "inferred"]), default="all", show_default=True)
 def sparql(query: str, data_dir: Path | None, fmt: str | None, inference: str) -> None:
     """Run a SPARQL query (a string, a file path, or - for stdin) against the snapshot."""
-    import pyoxigraph as ox
-
-    from server.results import TooManyResults, write_boolean, write_solutions, write_triples
+    from server.guard import Refused, inspect
+    from server.query_worker import run
     from server.store import INFERENCE_GRAPHS
 
     from .namespaces import PREFIXES
@@ -87,21 +86,18 @@ def sparql(query: str, data_dir: Path | None, fmt: str | None, inference: str) -
         query = sys.stdin.read()
     elif Path(query).is_file():
         query = Path(query).read_text(encoding="utf-8")
-    store = open_store(_snapshot_or_fail(_data(data_dir)))
     try:
-        result = store.query(query, default_graph=[ox.NamedNode(g) for g in INFERENCE_GRAPHS[inference]],
-                             prefixes=PREFIXES)
-        limit = sys.maxsize
-        if isinstance(result, ox.QuerySolutions):
-            out = write_solutions(result, fmt or "tsv", limit)
-        elif isinstance(result, ox.QueryBoolean):
-            out = write_boolean(bool(result), fmt or "tsv")
-        else:
-            out = write_triples(result, fmt or "turtle", limit, PREFIXES)
-    except SyntaxError as exc:
-        raise click.ClickException(f"SPARQL syntax error: {exc}") from exc
-    except (ValueError, TooManyResults) as exc:
+        form = inspect(query, set(INFERENCE_GRAPHS["all"]), PREFIXES).form
+    except Refused as exc:
         raise click.ClickException(str(exc)) from exc
+    fmt = fmt or ("tsv" if form in ("SELECT", "ASK") else "turtle")
+    store = open_store(_snapshot_or_fail(_data(data_dir)))
+    status, out = run(store, {"query": query, "format": fmt, "limit": sys.maxsize, "prefixes": PREFIXES,
+                              "default_graph": INFERENCE_GRAPHS[inference], "named_graphs": None})
+    if status == "syntax":
+        raise click.ClickException(f"SPARQL syntax error: {out}")
+    if status != "ok":
+        raise click.ClickException(str(out))
     click.echo(out.decode("utf-8"), nl=False)
 
 
