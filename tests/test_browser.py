@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from urllib.error import URLError
 from urllib.request import Request, urlopen
 
 import pytest
+from helpers import free_port, medcode_command
 
 from server import assets, create_app
 from server.named_queries import load_named_queries
@@ -49,17 +49,6 @@ def missing(reason: str) -> NoReturn:
     if REQUIRED:
         pytest.fail(reason + " (MEDCODE_REQUIRE_BROWSER=1)")
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def medcode_command() -> str:
-    script = Path(sys.executable).parent / "medcode"
-    return str(script) if script.exists() else (shutil.which("medcode") or "medcode")
 
 
 def fetch(url: str, timeout: float, accept: str = "text/html") -> tuple[int, bytes]:

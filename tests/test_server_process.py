@@ -8,7 +8,6 @@ query can make the server open a connection anywhere.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 import rdflib
 import requests
+from helpers import free_port, medcode_command
 from rdflib import Literal, URIRef
 from rdflib.namespace import SKOS
 from SPARQLWrapper import JSON, JSONLD, POST, RDFXML, XML, SPARQLWrapper
@@ -35,17 +35,6 @@ PATHOLOGICAL = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }
 MEDIUM = f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{ASSERTED}> {{ ?s ?p ?o }} }}"
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and process groups")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def medcode_command() -> str:
-    script = Path(sys.executable).parent / "medcode"
-    return str(script) if script.exists() else (shutil.which("medcode") or "medcode")
 
 
 class Server:
