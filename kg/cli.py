@@ -174,7 +174,8 @@ def assets(no_npm: bool) -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes.")
 @click.option("--dev", is_flag=True, help="Flask development server with the reloader instead of gunicorn.")
-def serve(data_dir: Path | None, host: str, port: int, workers: int, dev: bool) -> None:
+@click.option("--access-log", is_flag=True, help="Log every request to standard output.")
+def serve(data_dir: Path | None, host: str, port: int, workers: int, dev: bool, access_log: bool) -> None:
     """Serve the SPARQL endpoint and pages (building the graph first if there is no snapshot)."""
     data = _data(data_dir)
     if current_snapshot(data) is None:
@@ -188,7 +189,7 @@ def serve(data_dir: Path | None, host: str, port: int, workers: int, dev: bool) 
         return
     from server.wsgi import run_gunicorn
 
-    run_gunicorn(str(data), host, port, workers)
+    run_gunicorn(str(data), host, port, workers, access_log)
 
 
 @main.command()

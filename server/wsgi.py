@@ -33,8 +33,9 @@ def _warm_search_index(app) -> None:
         get_index()
 
 
-def run_gunicorn(data_dir: str, host: str, port: int, workers: int) -> None:
-    _Gunicorn(data_dir, {
-        "bind": f"{host}:{port}", "workers": workers, "worker_class": "sync",
-        "timeout": 60, "graceful_timeout": 10, "accesslog": "-", "keepalive": 5,
-    }).run()
+def run_gunicorn(data_dir: str, host: str, port: int, workers: int, access_log: bool = False) -> None:
+    options = {"bind": f"{host}:{port}", "workers": workers, "worker_class": "sync",
+               "timeout": 60, "graceful_timeout": 10, "keepalive": 5}
+    if access_log:
+        options["accesslog"] = "-"
+    _Gunicorn(data_dir, options).run()
