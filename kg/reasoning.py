@@ -95,7 +95,8 @@ def infer(asserted: Iterable[Triple], engine: Choice["reasonable", "owlrl"] = "r
         while True:
             closure = [(s, p, _normalise(o)) for s, p, o in reasoner.reason()]
             candidates = _chain_entailments(chains, closure)
-            known = set(closure) if candidates else set()
+            chained = {prop for prop, _ in chains}
+            known = {t for t in closure if t[1] in chained}  # only what the chains can produce
             new = [t for t in candidates if t not in known]
             if not new:
                 break
