@@ -96,6 +96,3 @@ class InProcessExecutor:
         finally:
             dog.disarm()
         return result
-
-    def close(self) -> None:
-        self.watchdog = None
