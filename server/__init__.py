@@ -13,8 +13,8 @@ from kg.namespaces import QUERIES_DIR
 from kg.snapshot import default_data_dir
 
 from . import api, exports, fhir, pages, search, sparql
-from .errors import handle_http_exception
-from .store import EmbeddedStore
+from .errors import error_response, handle_http_exception
+from .store import EmbeddedStore, QueryError
 
 DEFAULTS: dict[str, Any] = {
     "MEDCODE_DATA": None,          # data directory holding the snapshot (default: $MEDCODE_DATA or ./data)
@@ -59,6 +59,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(exports.bp)
     app.register_blueprint(fhir.bp)
     app.register_error_handler(HTTPException, handle_http_exception)
+
+    @app.errorhandler(QueryError)
+    def query_failed(exc: QueryError) -> Response:
+        """Every surface (protocol, API, pages, exports) answers a failed query the same way."""
+        if exc.status >= 500:
+            app.logger.error("query failed: %s", exc)
+        return error_response(exc.status, str(exc))
 
     @app.route("/")
     def index() -> str:

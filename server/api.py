@@ -7,7 +7,6 @@ import json
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 
 from .errors import error_response
-from .executor import QueryTimeout, WorkerFailed
 from .formats import RESULT_FORMATS, BadAccept, Format, NotAcceptable, negotiate
 from .named_queries import NamedQuery, ParamError, load_named_queries
 from .openapi import openapi_document
@@ -23,7 +22,7 @@ def named_queries() -> dict[str, NamedQuery]:
     return load_named_queries(current_app.config["QUERIES_DIR"])
 
 
-def run_named(query: NamedQuery, params: dict[str, str], fmt: str) -> tuple[str, object]:
+def run_named(query: NamedQuery, params: dict[str, str], fmt: str) -> bytes:
     """Run a named query with bound parameters; the same protections as /sparql apply."""
     store = current_app.extensions["medcode.store"]
     return store.query(query.text, fmt=fmt, limit=current_app.config["MAX_RESULTS"],
@@ -74,16 +73,9 @@ def run(name: str, ext: str | None = None) -> Response:
     except NotAcceptable as exc:
         return error_response(406, str(exc))
     try:
-        status, payload = run_named(query, params, "json" if fmt is HTML else fmt.name)
+        payload = run_named(query, params, "json" if fmt is HTML else fmt.name)
     except ParamError as exc:
         return error_response(400, str(exc))
-    except QueryTimeout as exc:
-        return error_response(503, f"Query stopped: {exc}.")
-    except WorkerFailed as exc:
-        return error_response(503, f"Query failed: {exc}; please retry.")
-    if status != "ok":
-        code = 400 if status in ("limit", "syntax") else 500
-        return error_response(code, str(payload))
     if fmt is HTML:
         data = json.loads(payload)
         values = {p.name: params.get(p.name, p.default) for p in query.params}

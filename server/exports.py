@@ -45,10 +45,9 @@ from kg.icd10cm import FHIR_SYSTEM as ICD10CM_SYSTEM
 from kg.namespaces import ID_BASE, PREFIXES, QUERIES_DIR
 
 from .errors import error_response
-from .executor import QueryTimeout, WorkerFailed
 from .formats import BadAccept, Format, NotAcceptable, negotiate
-from .named_queries import NamedQuery, load_named_queries
-from .store import INFERENCE_GRAPHS
+from .named_queries import NamedQuery, bind_values, load_named_queries
+from .store import INFERENCE_GRAPHS, QueryError
 
 bp = Blueprint("exports", __name__)
 
@@ -489,17 +488,12 @@ def run_query(xw: Crosswalk, text: str | None = None) -> bytes:
     store = current_app.extensions["medcode.store"]
     query = xw.named_query()
     try:
-        status, payload = store.query(
+        return store.query(
             text or query.text, fmt="csv", limit=current_app.config.get("EXPORT_MAX_ROWS", EXPORT_MAX_ROWS),
             timeout=current_app.config.get("EXPORT_TIMEOUT", EXPORT_TIMEOUT),
             default_graph=INFERENCE_GRAPHS[xw.graphs], named_graphs=None, bindings=query.bindings({}))
-    except QueryTimeout as exc:
-        raise ExportError(f"Export stopped: {exc}.", 503) from exc
-    except WorkerFailed as exc:
-        raise ExportError(f"Export failed: {exc}; please retry.", 503) from exc
-    if status != "ok":
-        raise ExportError(f"Export query {xw.query} failed: {payload}", 500)
-    return payload
+    except QueryError as exc:
+        raise ExportError(f"Export query {xw.query} failed: {exc}", exc.status) from exc
 
 
 def run_query_local(store, xw: Crosswalk) -> bytes:
@@ -507,9 +501,9 @@ def run_query_local(store, xw: Crosswalk) -> bytes:
     from .query_worker import run
 
     query = xw.named_query()
-    status, payload = run(store, {"query": query.text, "format": "csv", "limit": sys.maxsize, "prefixes": PREFIXES,
-                                  "default_graph": INFERENCE_GRAPHS[xw.graphs], "named_graphs": None,
-                                  "bindings": query.bindings({})})
+    status, payload = run(store, {"query": bind_values(query.text, query.bindings({})), "format": "csv",
+                                  "limit": sys.maxsize, "prefixes": PREFIXES,
+                                  "default_graph": INFERENCE_GRAPHS[xw.graphs], "named_graphs": None})
     if status != "ok":
         raise ExportError(f"Export query {xw.query} failed: {payload}")
     return payload

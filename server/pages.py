@@ -23,9 +23,8 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 from kg.namespaces import DCTERMS, MC, ONTOLOGY_IRI, PREFIXES
 
 from .errors import error_response
-from .executor import QueryTimeout, WorkerFailed
 from .formats import GRAPH_FORMATS, BadAccept, Format, NotAcceptable, negotiate
-from .store import INFERENCE_GRAPHS
+from .store import INFERENCE_GRAPHS, QueryError
 
 bp = Blueprint("pages", __name__)
 
@@ -210,16 +209,10 @@ def _store():
 def _run(query: str, fmt: str, graphs: str = "all") -> bytes:
     cfg = current_app.config
     try:
-        status, payload = _store().query(query, fmt=fmt, limit=cfg["MAX_RESULTS"], timeout=cfg["QUERY_TIMEOUT"],
-                                         default_graph=INFERENCE_GRAPHS[graphs],
-                                         named_graphs=INFERENCE_GRAPHS["all"])
-    except QueryTimeout as exc:
-        raise PageError(503, f"The page's query was stopped: {exc}.") from exc
-    except WorkerFailed as exc:
-        raise PageError(503, f"The page's query failed: {exc}; please retry.") from exc
-    if status != "ok":
-        raise PageError(500, f"A page query failed ({status}): {payload}")
-    return payload
+        return _store().query(query, fmt=fmt, limit=cfg["MAX_RESULTS"], timeout=cfg["QUERY_TIMEOUT"],
+                              default_graph=INFERENCE_GRAPHS[graphs], named_graphs=INFERENCE_GRAPHS["all"])
+    except QueryError as exc:
+        raise PageError(exc.status, f"The page's query failed: {exc}") from exc
 
 
 def select(query: str, graphs: str = "all") -> list[dict[str, Term]]:

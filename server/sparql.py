@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, render_template, request
 
 from .errors import error_response
-from .executor import QueryTimeout, WorkerFailed
 from .formats import GRAPH_FORMATS, RESULT_FORMATS, BadAccept, NotAcceptable, negotiate
 from .guard import Refused, inspect
 from .service_description import service_description
@@ -135,21 +134,8 @@ def _run(query: str, single: dict[str, str], graphs: dict[str, list[str]]) -> Re
     if inspection.from_graphs or inspection.from_named_graphs:
         default, named = None, None  # the query's own FROM clauses (local graphs only) define its dataset
     config = current_app.config
-    try:
-        status, payload = store.query(query, fmt=fmt.name, limit=config["MAX_RESULTS"],
-                                      timeout=config["QUERY_TIMEOUT"], default_graph=default, named_graphs=named)
-    except QueryTimeout as exc:
-        return error_response(503, f"Query stopped: {exc}.")
-    except WorkerFailed as exc:
-        current_app.logger.error("query worker failed: %s", exc)
-        return error_response(503, f"Query failed: {exc}; please retry.")
-    if status == "syntax":
-        return error_response(400, f"SPARQL syntax error: {payload}")
-    if status == "limit":
-        return error_response(400, str(payload))
-    if status != "ok":
-        current_app.logger.error("query failed: %s", payload)
-        return error_response(500, f"The query could not be evaluated: {payload}")
+    payload = store.query(query, fmt=fmt.name, limit=config["MAX_RESULTS"], timeout=config["QUERY_TIMEOUT"],
+                          default_graph=default, named_graphs=named)
     charset = "" if fmt.media_type.endswith("json") and fmt.name == "json" else "; charset=utf-8"
     response = Response(payload, content_type=fmt.media_type + charset)
     response.headers["Vary"] = "Accept"

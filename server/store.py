@@ -9,7 +9,7 @@ from kg.namespaces import GRAPH_ASSERTED, GRAPH_INFERRED, PREFIXES
 from kg.snapshot import current_snapshot, read_meta
 
 from .errors import error_body
-from .executor import QueryExecutor
+from .executor import QueryExecutor, QueryTimeout, WorkerFailed
 from .named_queries import bind_values
 from .watchdog import InProcessExecutor
 
@@ -22,6 +22,19 @@ INFERENCE_GRAPHS = {
 
 class SnapshotMissing(RuntimeError):
     """No snapshot has been built in the data directory yet."""
+
+
+class QueryError(Exception):
+    """A query could not be answered; `status` is the HTTP status that says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+#: worker outcome -> (HTTP status, message prefix)
+_OUTCOMES = {"syntax": (400, "SPARQL syntax error: "), "limit": (400, ""),
+             "error": (500, "The query could not be evaluated: ")}
 
 
 def _gunicorn_socket():
@@ -58,15 +71,26 @@ class EmbeddedStore:
 
     def query(self, query: str, *, fmt: str, limit: int, timeout: float,
               default_graph: list[str] | None, named_graphs: list[str] | None,
-              bindings: dict[str, tuple] | None = None) -> tuple[str, object]:
+              bindings: dict[str, tuple] | None = None) -> bytes:
+        """The serialised answer; raises QueryError (400 syntax/size, 500 engine, 503 time limit)."""
         request = {"query": bind_values(query, bindings or {}), "format": fmt, "limit": limit,
                    "prefixes": self.prefixes, "default_graph": default_graph, "named_graphs": named_graphs}
         sock = _gunicorn_socket()
         if sock is not None:
             answer = error_body(503, f"Query stopped: the query did not finish within the {timeout:g} s time "
                                      "limit and was stopped.")
-            return self.in_process.run(request, timeout, sock, answer)
-        return self.executor.run(request, timeout)
+            status, payload = self.in_process.run(request, timeout, sock, answer)
+        else:
+            try:
+                status, payload = self.executor.run(request, timeout)
+            except QueryTimeout as exc:
+                raise QueryError(503, f"Query stopped: {exc}.") from exc
+            except WorkerFailed as exc:
+                raise QueryError(503, f"Query failed: {exc}; please retry.") from exc
+        if status != "ok":
+            code, prefix = _OUTCOMES.get(status, _OUTCOMES["error"])
+            raise QueryError(code, f"{prefix}{payload}")
+        return payload
 
     def close(self) -> None:
         self.executor.close()
