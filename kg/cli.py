@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -170,15 +171,43 @@ def assets(no_npm: bool) -> None:
 
 @main.command()
 @data_option
+@click.option("--to", "endpoint", required=True, metavar="URL",
+              help="The engine's SPARQL query endpoint, e.g. http://127.0.0.1:8890/sparql (Virtuoso).")
+@click.option("--user", default=None, help="User allowed to update (Virtuoso: a user with SPARQL_UPDATE).")
+@click.option("--password", default=None, envvar="MEDCODE_PUBLISH_PASSWORD",
+              help="Password [default: $MEDCODE_PUBLISH_PASSWORD].")
+@click.option("--update-url", default=None, help="SPARQL Update URL [default: Virtuoso's /sparql-auth].")
+@click.option("--graph-store-url", default=None,
+              help="Graph Store Protocol URL [default: Virtuoso's /sparql-graph-crud-auth].")
+def publish(data_dir: Path | None, endpoint: str, user: str | None, password: str | None,
+            update_url: str | None, graph_store_url: str | None) -> None:
+    """Load the live snapshot into a remote SPARQL engine, replacing its medcode graphs in one step."""
+    from .publish import PublishError
+    from .publish import publish as publish_snapshot
+
+    snapshot = _snapshot_or_fail(_data(data_dir))
+    try:
+        publish_snapshot(snapshot, endpoint, user=user, password=password, update_url=update_url,
+                         graph_store_url=graph_store_url, echo=lambda line: click.echo(line, err=True))
+    except PublishError as exc:
+        raise click.ClickException(f"publish failed (the engine still serves its previous data): {exc}") from exc
+
+
+@main.command()
+@data_option
+@click.option("--store", default="embedded", show_default=True, envvar="MEDCODE_STORE",
+              help="'embedded', or sparql+http://host:port/sparql to serve from a remote engine [env: MEDCODE_STORE].")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes.")
 @click.option("--dev", is_flag=True, help="Flask development server with the reloader instead of gunicorn.")
 @click.option("--access-log", is_flag=True, help="Log every request to standard output.")
-def serve(data_dir: Path | None, host: str, port: int, workers: int, dev: bool, access_log: bool) -> None:
+def serve(data_dir: Path | None, store: str, host: str, port: int, workers: int, dev: bool,
+          access_log: bool) -> None:
     """Serve the SPARQL endpoint and pages (building the graph first if there is no snapshot)."""
     data = _data(data_dir)
-    if current_snapshot(data) is None:
+    os.environ["MEDCODE_STORE"] = store  # read by every (gunicorn worker's) app
+    if store == "embedded" and current_snapshot(data) is None:
         click.echo(f"No snapshot in {data}: building it first (once).", err=True)
         _build(data, "reasonable")
     _install_query_editor_once()

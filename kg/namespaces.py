@@ -12,6 +12,8 @@ ID = Namespace(ID_BASE)
 ONTOLOGY_IRI = URIRef("https://w3id.org/medcode/ontology")
 GRAPH_ASSERTED = URIRef("https://w3id.org/medcode/graph/asserted")
 GRAPH_INFERRED = URIRef("https://w3id.org/medcode/graph/inferred")
+#: where `medcode publish` writes the snapshot's metadata on a remote engine (not part of any query's dataset)
+GRAPH_META = URIRef("https://w3id.org/medcode/graph/meta")
 DCTERMS = Namespace("http://purl.org/dc/terms/")
 PROV = Namespace("http://www.w3.org/ns/prov#")
 

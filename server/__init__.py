@@ -14,10 +14,12 @@ from kg.snapshot import default_data_dir
 
 from . import api, exports, fhir, pages, search, sparql
 from .errors import error_response, handle_http_exception
+from .remote_store import RemoteStore, is_remote
 from .store import EmbeddedStore, QueryError
 
 DEFAULTS: dict[str, Any] = {
     "MEDCODE_DATA": None,          # data directory holding the snapshot (default: $MEDCODE_DATA or ./data)
+    "MEDCODE_STORE": "embedded",   # or sparql+http://host:port/sparql: a remote engine `medcode publish` loaded
     "QUERY_TIMEOUT": 10.0,         # seconds a query may run before it is stopped (503)
     "MAX_RESULTS": 100_000,        # rows or triples in one answer; more is an error, never truncated
     "MAX_CONTENT_LENGTH": 1 << 20,  # request-body limit in bytes (413 above it)
@@ -27,7 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "EXPORT_TIMEOUT": 60.0,        # seconds an export's query may run (exports stream large tables)
     "EXPORT_MAX_ROWS": 1_000_000,  # rows in one export
 }
-ENV_SETTINGS = {"MEDCODE_QUERY_TIMEOUT": ("QUERY_TIMEOUT", float), "MEDCODE_MAX_RESULTS": ("MAX_RESULTS", int),
+ENV_SETTINGS = {"MEDCODE_STORE": ("MEDCODE_STORE", str),
+                "MEDCODE_QUERY_TIMEOUT": ("QUERY_TIMEOUT", float), "MEDCODE_MAX_RESULTS": ("MAX_RESULTS", int),
                 "MEDCODE_MAX_BODY": ("MAX_CONTENT_LENGTH", int), "MEDCODE_QUERY_WORKERS": ("QUERY_WORKERS", int),
                 "MEDCODE_PUBLIC_BASE": ("PUBLIC_BASE", str), "MEDCODE_EXPORT_TIMEOUT": ("EXPORT_TIMEOUT", float)}
 SECURITY_HEADERS = {
@@ -40,6 +43,16 @@ SECURITY_HEADERS = {
 }
 
 
+def open_store(config: dict[str, Any]) -> EmbeddedStore | RemoteStore:
+    """The store the settings name: the embedded snapshot (default) or a remote SPARQL engine."""
+    location = config["MEDCODE_STORE"] or "embedded"
+    if is_remote(location):
+        return RemoteStore(location)
+    if location != "embedded":
+        raise ValueError(f"MEDCODE_STORE must be 'embedded' or sparql+http(s)://host/path, not {location!r}")
+    return EmbeddedStore(Path(config["MEDCODE_DATA"] or default_data_dir()), workers=config["QUERY_WORKERS"])
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """App factory: settings from DEFAULTS, then MEDCODE_* environment variables, then `config`."""
     app = Flask(__name__)
@@ -49,8 +62,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             app.config[key] = cast(os.environ[env])
     if config:
         app.config.update(config)
-    data_dir = Path(app.config["MEDCODE_DATA"] or default_data_dir())
-    app.extensions["medcode.store"] = EmbeddedStore(data_dir, workers=app.config["QUERY_WORKERS"])
+    app.extensions["medcode.store"] = open_store(app.config)
 
     app.register_blueprint(sparql.bp)
     app.register_blueprint(api.bp)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pyoxigraph as ox
 from flask import Blueprint, Response, current_app, request, stream_with_context
 
 from .exports import (
@@ -33,7 +32,7 @@ from .exports import (
     run_query,
     translate_rows,
 )
-from .store import INFERENCE_GRAPHS
+from .store import INFERENCE_GRAPHS, QueryError
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 FHIR_JSON = "application/fhir+json"
@@ -61,30 +60,25 @@ def outcome(status: int, code: str, message: str) -> Response:
                       "issue": [{"severity": "error", "code": code, "diagnostics": message}]}, status)
 
 
-def _local_store():
-    store = current_app.extensions["medcode.store"]
-    return store.local
-
-
-def _default_graph() -> list[ox.NamedNode]:
-    return [ox.NamedNode(g) for g in INFERENCE_GRAPHS["all"]]
+def _select(query: str, bindings: dict[str, tuple] | None = None) -> list[dict[str, Any]]:
+    """Rows of a small lookup through the app's store (SPARQL JSON bindings)."""
+    cfg = current_app.config
+    answer = current_app.extensions["medcode.store"].query(
+        query, fmt="json", limit=cfg["MAX_RESULTS"], timeout=cfg["QUERY_TIMEOUT"],
+        default_graph=INFERENCE_GRAPHS["all"], named_graphs=INFERENCE_GRAPHS["all"], bindings=bindings)
+    return json.loads(answer)["results"]["bindings"]
 
 
 def known_systems() -> set[str]:
     cache = export_cache()
     if "systems" not in cache:
-        rows = _local_store().query(SYSTEMS, default_graph=_default_graph())
-        cache["systems"] = {row["fhir"].value for row in rows}
+        cache["systems"] = {row["fhir"]["value"] for row in _select(SYSTEMS)}
     return cache["systems"]
 
 
 def code_exists(system: str, code: str) -> bool:
-    """A cheap lookup by notation (few codes share one), bound as terms, never spliced into text (Oxigraph
-    substitutes only variables of the SELECT projection, hence SELECT rather than ASK)."""
-    result = _local_store().query(CODE_EXISTS, default_graph=_default_graph(),
-                                  substitutions={ox.Variable("code"): ox.Literal(code),
-                                                 ox.Variable("system"): ox.Literal(system)})
-    return next(iter(result), None) is not None
+    """A cheap lookup by notation (few codes share one); the values are bound as RDF terms, never spliced."""
+    return bool(_select(CODE_EXISTS, {"code": ("literal", code, None), "system": ("literal", system, None)}))
 
 
 def _param(*names: str) -> str | None:
@@ -127,7 +121,7 @@ def _translate(map_name: str | None) -> Response:
         if not code_exists(system, code):
             return outcome(404, "not-found", f"Code '{code}' is not in code system {system} here.")
         rows = translate_rows()
-    except ExportError as exc:
+    except (ExportError, QueryError) as exc:
         return outcome(exc.status if exc.status != 500 else 503, "transient", str(exc))
     names = {xw.name for xw in maps}
     matches: dict[tuple[str, str, str], dict[str, Any]] = {}

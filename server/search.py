@@ -3,7 +3,7 @@
 One query understands exact codes (``G89.3``), codes typed without their dot (``g893``), ranges
 (``62360-62370``), prefixes (``G35*``) and words in labels and descriptors, ranked (BM25 over the
 labels; every query word that matches counts first) and typo-tolerant (edit distance 1, or 2 for long
-words). The index is built once per process, lazily, from one SPARQL query over the local store, and is
+words). The index is built once per process, lazily, from one SPARQL query through the app's store, and is
 pure Python: an inverted token index, a sorted vocabulary for word prefixes, a deletion neighbourhood
 for typos and a sorted list of compact notations for code prefixes and ranges.
 """
@@ -11,20 +11,24 @@ for typos and a sorted list of compact notations for code prefixes and ranges.
 from __future__ import annotations
 
 import bisect
+import csv
 import heapq
+import io
 import math
 import re
 import threading
 import time
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import pyoxigraph as ox
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from kg.namespaces import GRAPH_ASSERTED, ID_BASE, PREFIXES
+
+from .store import INFERENCE_GRAPHS
 
 bp = Blueprint("search", __name__)
 
@@ -177,16 +181,15 @@ class SearchIndex:
         self._ranked: dict[str, list[int]] = {}
 
     @classmethod
-    def from_store(cls, store: ox.Store) -> SearchIndex:
-        """Run INDEX_QUERY on a pyoxigraph store (all graphs as the default graph)."""
+    def from_rows(cls, rows: Iterable[list[str]]) -> SearchIndex:
+        """Build from INDEX_QUERY's (code IRI, kind, value) rows."""
         codes: set[str] = set()
         fields: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-        for row in store.query(INDEX_QUERY, use_default_graph_as_union=True):
-            iri, kind = row[0].value, row[1].value
+        for iri, kind, value in rows:
             if kind == "code":
                 codes.add(iri)
             else:
-                fields[iri][kind].append(row[2].value)
+                fields[iri][kind].append(value)
         records = []
         for iri in sorted(codes):
             item = fields.get(iri)
@@ -412,7 +415,12 @@ def get_index() -> SearchIndex:
         if cached is not None and cached[0] == store.etag:
             return cached[1]
         started = time.perf_counter()
-        index = SearchIndex.from_store(store.local)
+        cfg = current_app.config
+        answer = store.query(INDEX_QUERY, fmt="csv", limit=cfg["EXPORT_MAX_ROWS"], timeout=cfg["EXPORT_TIMEOUT"],
+                             default_graph=INFERENCE_GRAPHS["all"], named_graphs=INFERENCE_GRAPHS["all"])
+        rows = csv.reader(io.StringIO(answer.decode("utf-8"), newline=""))
+        next(rows)  # the header
+        index = SearchIndex.from_rows(rows)
         current_app.logger.info("search index: %d codes, %d terms in %.1f s", len(index.entries),
                                 len(index.vocabulary), time.perf_counter() - started)
         current_app.extensions["medcode.search"] = (store.etag, index)

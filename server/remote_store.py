@@ -1,0 +1,140 @@
+"""A remote SPARQL 1.1 engine (Virtuoso, Fuseki, GraphDB...) behind the same interface as the embedded store.
+
+The app keeps its own protections in front of the engine: the query is parsed here first (by
+Oxigraph, on an empty store, so a syntax error is the same 400 in both modes), the dataset is always
+pinned to the medcode graphs, the time limit is sent to the engine *and* enforced on the HTTP call,
+and the answer is re-serialised by the app's own writers, so formats, row limits and escaping are
+exactly those of the embedded mode. Engine failures become 502 (the engine answered with an error)
+or 503 (unreachable, overloaded, or out of time); nothing waits without a timeout.
+
+Quirks handled here (Virtuoso 7.2): queries are form posts (`application/sparql-query` bodies can
+hang); a query stopped by the engine's `timeout` returns HTTP 200 with partial results and an
+`X-SQL-State: S1TAT` header, which is a time-limit answer here, never a result.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pyoxigraph as ox
+import requests
+
+from kg.namespaces import GRAPH_META, PREFIXES
+
+from .named_queries import bind_values
+from .results import TooManyResults, write_boolean, write_solutions, write_triples
+from .store import INFERENCE_GRAPHS, QueryError, SnapshotMissing
+
+SCHEME = "sparql+"
+CONNECT_TIMEOUT = 5.0  # seconds to open a connection to the engine
+GRACE = 2.0  # seconds the HTTP call waits beyond the engine's own time limit
+DECLARED_PREFIX = re.compile(r"\bPREFIX\s+([A-Za-z][\w.-]*)?:", re.IGNORECASE)
+PARTIAL_RESULT_STATES = {"S1TAT"}  # Virtuoso: "returning incomplete results, query interrupted by result timeout"
+META_QUERY = f"""SELECT ?meta WHERE {{ GRAPH <{GRAPH_META}> {{
+  <{GRAPH_META}> <http://purl.org/dc/terms/description> ?meta }} }}"""
+
+
+def is_remote(location: str) -> bool:
+    """Whether a MEDCODE_STORE value names a remote engine (`sparql+http://...` or `sparql+https://...`)."""
+    return location.startswith(SCHEME)
+
+
+def _query_form(query: str, default_graph: list[str] | None, named_graphs: list[str] | None,
+                prefixes: dict[str, str]) -> str:
+    """'solutions' | 'boolean' | 'graph', from Oxigraph's parser; a syntax error is a 400, as embedded."""
+    try:
+        result = ox.Store().query(query, prefixes=prefixes,
+                                  default_graph=[ox.NamedNode(g) for g in default_graph] if default_graph else None,
+                                  named_graphs=[ox.NamedNode(g) for g in named_graphs] if named_graphs else None)
+    except SyntaxError as exc:
+        raise QueryError(400, f"SPARQL syntax error: {exc}") from exc
+    except (OSError, ValueError, TypeError, RuntimeError) as exc:
+        raise QueryError(400, f"The query could not be evaluated: {type(exc).__name__}: {exc}") from exc
+    if isinstance(result, ox.QuerySolutions):
+        return "solutions"
+    return "boolean" if isinstance(result, ox.QueryBoolean) else "graph"
+
+
+def with_prefixes(query: str, prefixes: dict[str, str]) -> str:
+    """The query with PREFIX lines for the endpoint's default prefixes it uses but does not declare."""
+    declared = {(m.group(1) or "") for m in DECLARED_PREFIX.finditer(query)}
+    lines = [f"PREFIX {p}: <{iri}>" for p, iri in prefixes.items()
+             if p not in declared and re.search(rf"(?<![\w.-]){re.escape(p)}:", query)]
+    return "\n".join([*lines, query]) if lines else query
+
+
+def _engine_message(response: requests.Response) -> str:
+    text = response.text.strip().replace("\r", "")
+    text = text.split("\n\nSPARQL query:", 1)[0]  # Virtuoso echoes the whole query after the message
+    return text[:500] or response.reason
+
+
+class RemoteStore:
+    """Queries a SPARQL 1.1 endpoint over HTTP; the snapshot's metadata is read from its meta graph."""
+
+    def __init__(self, location: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+        self.url = location[len(SCHEME):] if is_remote(location) else location
+        self.connect_timeout = connect_timeout
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = "medcode-kg"
+        self.graphs = set(INFERENCE_GRAPHS["all"])
+        self.prefixes = dict(PREFIXES)
+        self.meta: dict[str, Any] = self._read_meta()
+        self.etag = self.meta["snapshot"]
+
+    def _read_meta(self) -> dict[str, Any]:
+        data = json.loads(self._post(META_QUERY, [], [], "application/sparql-results+json", 30.0))
+        rows = data["results"]["bindings"]
+        if not rows:
+            raise SnapshotMissing(f"{self.url} holds no medcode-kg snapshot; run `medcode publish --to {self.url}`")
+        return json.loads(rows[0]["meta"]["value"])
+
+    def _post(self, text: str, default_graph: list[str], named_graphs: list[str], accept: str,
+              timeout: float) -> bytes:
+        form: list[tuple[str, str]] = [("query", text), ("timeout", str(int(timeout * 1000)))]
+        form += [("default-graph-uri", g) for g in default_graph]
+        form += [("named-graph-uri", g) for g in named_graphs]
+        try:
+            response = self.session.post(self.url, data=form, headers={"Accept": accept},
+                                         timeout=(self.connect_timeout, timeout + GRACE))
+        except requests.Timeout as exc:
+            raise QueryError(503, f"Query stopped: the SPARQL engine did not answer within the {timeout:g} s "
+                                  "time limit.") from exc
+        except requests.RequestException as exc:
+            raise QueryError(503, f"The SPARQL engine is unavailable: {type(exc).__name__}.") from exc
+        if response.headers.get("X-SQL-State") in PARTIAL_RESULT_STATES:
+            raise QueryError(503, f"Query stopped: the query did not finish within the {timeout:g} s time limit "
+                                  "and was stopped by the engine.")
+        if response.status_code in (502, 503, 504):
+            raise QueryError(503, f"The SPARQL engine is unavailable ({response.status_code}); please retry.")
+        if response.status_code != 200:
+            raise QueryError(502, f"The SPARQL engine answered {response.status_code}: {_engine_message(response)}")
+        return response.content
+
+    def query(self, query: str, *, fmt: str, limit: int, timeout: float,
+              default_graph: list[str] | None, named_graphs: list[str] | None,
+              bindings: dict[str, tuple] | None = None) -> bytes:
+        """The serialised answer; raises QueryError (400 syntax/size, 502 engine error, 503 unavailable/time)."""
+        text = bind_values(query, bindings or {})
+        form = _query_form(text, default_graph, named_graphs, self.prefixes)
+        if default_graph is not None and named_graphs is None:
+            named_graphs = sorted(self.graphs)  # GRAPH ?g sees the medcode graphs only, as embedded
+        text = with_prefixes(text, self.prefixes)
+        accept = "application/n-triples" if form == "graph" else "application/sparql-results+json"
+        payload = self._post(text, default_graph or [], named_graphs or [], accept, timeout)
+        try:
+            if form == "graph":
+                return write_triples(ox.parse(payload, format=ox.RdfFormat.N_TRIPLES), fmt, limit, self.prefixes)
+            result = ox.parse_query_results(payload, format=ox.QueryResultsFormat.JSON)
+            if isinstance(result, ox.QueryBoolean):
+                return write_boolean(bool(result), fmt)
+            return write_solutions(result, fmt, limit)
+        except TooManyResults as exc:
+            raise QueryError(400, str(exc)) from exc
+        except SyntaxError as exc:
+            raise QueryError(502, f"The SPARQL engine's answer could not be read: {exc}") from exc
+
+    def close(self) -> None:
+        self.session.close()
