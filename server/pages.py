@@ -464,11 +464,12 @@ def describe(iri: str) -> Description | None:
         graphs.setdefault((row["p"].value, row["o"]), set()).add(row["g"].value)
     direct: dict[tuple[str, str], list[str]] = defaultdict(list)
     related: dict[str, list[tuple[str, str, bool]]] = defaultdict(list)
-    for row in select(f"""SELECT ?x ?p ?o ?src ?rev WHERE {{
-        {{ ?a rdf:subject {s} ; rdf:predicate ?p ; rdf:object ?o ; dcterms:source ?src . BIND(false AS ?rev) }}
-        UNION {{ ?a rdf:object {s} ; rdf:subject ?x ; rdf:predicate ?p ; dcterms:source ?src . BIND(true AS ?rev) }}
+    # the direction is a string: some engines (Virtuoso) answer BIND(true ...) with the integer 1
+    for row in select(f"""SELECT ?x ?p ?o ?src ?dir WHERE {{
+        {{ ?a rdf:subject {s} ; rdf:predicate ?p ; rdf:object ?o ; dcterms:source ?src . BIND("out" AS ?dir) }}
+        UNION {{ ?a rdf:object {s} ; rdf:subject ?x ; rdf:predicate ?p ; dcterms:source ?src . BIND("in" AS ?dir) }}
     }}"""):
-        if row["rev"].value == "true":
+        if row["dir"].value == "in":
             related[row["x"].value].append((row["p"].value, row["src"].value, True))
         else:
             o = row["o"]
@@ -731,7 +732,7 @@ def describe_rdf(iri: str, fmt: Format, extra: Iterable[tuple[str, str, str]] = 
     extra_iris = {x for a, _, c in extra for x in (a, c)}
     query = f"""CONSTRUCT {{ ?s ?p ?o }} WHERE {{
       {{ VALUES ?s {{ {s} }} ?s ?p ?o {_NOT_UNBOUNDED} }}
-      UNION {{ {s} (mc:profile|mc:indication|mc:history|mc:profile/mc:procedureStep) ?s . ?s ?p ?o }}
+      UNION {{ {s} (mc:profile|mc:indication|mc:history|mc:profile/mc:procedureStep) ?s OPTIONAL {{ ?s ?p ?o }} }}
       UNION {{ ?s (mc:column1|mc:column2) {s} ; a mc:CodePairEdit ; ?p ?o }}
       UNION {{ ?s rdf:subject {s} ; a mc:Assertion ; ?p ?o }}
       UNION {_label_branch(f"{s} ?q ?s . FILTER(?q NOT IN ({', '.join(f'<{p}>' for p in UNBOUNDED)}))")}
@@ -923,11 +924,10 @@ def code_html(iri: str, d: Description, view: View, rev: Reverse) -> str:
     v = view.vocab
     # the nodes the code owns: profiles, their steps, indications, history events
     owned: dict[str, dict[str, list[Term]]] = defaultdict(lambda: defaultdict(list))
+    # OPTIONAL keeps the join in this order on engines that would otherwise scan every ?n ?p ?o (Virtuoso)
     for row in select(f"""SELECT ?n ?p ?o WHERE {{
-        {{ {s} mc:profile ?n }} UNION {{ {s} mc:indication ?n }} UNION {{ {s} mc:history ?n }}
-        UNION {{ {s} mc:profile/mc:procedureStep ?n }}
-        ?n ?p ?o }}"""):
-        if row["o"] not in owned[row["n"].value][row["p"].value]:
+        {s} (mc:profile|mc:indication|mc:history|mc:profile/mc:procedureStep) ?n OPTIONAL {{ ?n ?p ?o }} }}"""):
+        if "o" in row and row["o"] not in owned[row["n"].value][row["p"].value]:
             owned[row["n"].value][row["p"].value].append(row["o"])
     conditions: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for row in select(f"""SELECT DISTINCT ?c ?rel ?icd WHERE {{ {s} mc:indication/mc:condition ?c .

@@ -1,14 +1,41 @@
-"""Shared fixtures: one real build of the full graph per test session, reused read-only."""
+"""Shared fixtures: one real build of the full graph per test session, reused read-only.
+
+`MEDCODE_TEST_STORE=virtuoso` runs the same suite against the app in remote mode: a private
+Virtuoso (tests/virtuoso.py) is started, the built snapshot is loaded with `medcode publish`, and
+MEDCODE_STORE points every app the tests create at it.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import pyoxigraph as ox
 import pytest
+import virtuoso as virtuoso_server
+from helpers import free_port
 
 from kg.build import build
+from kg.publish import publish
 from kg.snapshot import current_snapshot, open_store
+from server.remote_store import RemoteStore
+from server.store import INFERENCE_GRAPHS
+
+REMOTE = os.environ.get("MEDCODE_TEST_STORE", "embedded") == "virtuoso"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "embedded_only: exercises the embedded store's own machinery")
+    config.addinivalue_line("markers", "remote_only: needs the app in remote mode (MEDCODE_TEST_STORE=virtuoso)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if REMOTE and item.get_closest_marker("embedded_only"):
+            item.add_marker(pytest.mark.skip(reason="embedded store only (this run is in remote mode)"))
+        if not REMOTE and item.get_closest_marker("remote_only"):
+            item.add_marker(pytest.mark.skip(reason="remote mode only: run with MEDCODE_TEST_STORE=virtuoso"))
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +53,45 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def store(data_dir: Path):
-    """The snapshot's Oxigraph store, opened read-only."""
+def virtuoso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[virtuoso_server.Virtuoso]:
+    """A private Virtuoso on loopback ports, for the session."""
+    if not virtuoso_server.available():
+        pytest.fail("MEDCODE_TEST_STORE=virtuoso needs the Debian package virtuoso-opensource")
+    instance = virtuoso_server.Virtuoso(tmp_path_factory.mktemp("virtuoso"), free_port(), free_port())
+    with instance:
+        yield instance
+
+
+@pytest.fixture(scope="session", autouse=REMOTE)
+def remote_engine(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[str]:
+    """The engine's SPARQL URL after publishing the snapshot; every app of the session uses it."""
+    engine = request.getfixturevalue("virtuoso")
+    publish(current_snapshot(data_dir), engine.url, user=engine.user, password=engine.password,
+            echo=lambda _line: None)
+    os.environ["MEDCODE_STORE"] = f"sparql+{engine.url}"
+    yield engine.url
+    os.environ.pop("MEDCODE_STORE", None)
+
+
+class AppStore:
+    """pyoxigraph's `query()` answered through the app's remote store, so that the tests written
+    against the snapshot ask the engine exactly the same questions."""
+
+    def __init__(self, url: str) -> None:
+        self.remote = RemoteStore(f"sparql+{url}")
+
+    def query(self, text: str, *, prefixes: dict[str, str] | None = None, use_default_graph_as_union: bool = False,
+              default_graph: list[ox.NamedNode] | None = None):
+        declared = "".join(f"PREFIX {p}: <{iri}>\n" for p, iri in (prefixes or {}).items())
+        graphs = [g.value for g in default_graph] if default_graph else INFERENCE_GRAPHS["all"]
+        payload = self.remote.query(declared + text, fmt="json", limit=10_000_000, timeout=120,
+                                    default_graph=graphs, named_graphs=INFERENCE_GRAPHS["all"])
+        return ox.parse_query_results(payload, format=ox.QueryResultsFormat.JSON)
+
+
+@pytest.fixture(scope="session")
+def store(request: pytest.FixtureRequest, data_dir: Path):
+    """The snapshot's Oxigraph store opened read-only, or in remote mode the same questions put to the engine."""
+    if REMOTE:
+        return AppStore(request.getfixturevalue("remote_engine"))
     return open_store(current_snapshot(data_dir))
