@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import re
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -113,6 +114,8 @@ def _rewrite_csv(payload: bytes, limit: int) -> bytes:
 def _engine_message(response: requests.Response) -> str:
     text = response.text.strip().replace("\r", "")
     text = text.split("\n\nSPARQL query:", 1)[0]  # Virtuoso echoes the whole query after the message
+    if not response.headers.get("Content-Type", "").startswith("text/plain"):
+        return response.reason or "error"  # an HTML page or a cut result, not a message
     return text[:500] or response.reason
 
 
@@ -141,6 +144,7 @@ class RemoteStore:
         form: list[tuple[str, str]] = [("query", text), ("timeout", str(int(timeout * 1000)))]
         form += [("default-graph-uri", g) for g in default_graph]
         form += [("named-graph-uri", g) for g in named_graphs]
+        started = time.monotonic()
         try:
             response = self.session.post(self.url, data=form, headers={"Accept": accept},
                                          timeout=(self.connect_timeout, timeout + GRACE))
@@ -149,13 +153,18 @@ class RemoteStore:
                                   "time limit.") from exc
         except requests.RequestException as exc:
             raise QueryError(503, f"The SPARQL engine is unavailable: {type(exc).__name__}.") from exc
-        if response.headers.get("X-SQL-State") in PARTIAL_RESULT_STATES:
+        out_of_time = response.status_code != 200 and time.monotonic() - started >= timeout
+        if response.headers.get("X-SQL-State") in PARTIAL_RESULT_STATES or out_of_time:
+            # Virtuoso may also stop mid-answer at its time limit and send a 500 with part of the result
             raise QueryError(503, f"Query stopped: the query did not finish within the {timeout:g} s time limit "
                                   "and was stopped by the engine.")
         if response.status_code in (502, 503, 504):
             raise QueryError(503, f"The SPARQL engine is unavailable ({response.status_code}); please retry.")
         if response.status_code != 200:
             raise QueryError(502, f"The SPARQL engine answered {response.status_code}: {_engine_message(response)}")
+        media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if media_type != accept:
+            raise QueryError(502, f"The SPARQL engine answered {media_type or 'no content type'} instead of {accept}.")
         return response.content
 
     def query(self, query: str, *, fmt: str, limit: int, timeout: float,
