@@ -33,7 +33,7 @@ from virtuoso import Virtuoso, available  # noqa: E402
 
 from bench.bench_endpoint import QUERIES, free_port  # noqa: E402
 from bench.ncci_synthetic import SYSTEM, generate_pairs, notation, write_snapshot  # noqa: E402
-from kg.publish import publish  # noqa: E402
+from kg.publish import PublishError, publish  # noqa: E402
 from kg.snapshot import current_snapshot, default_data_dir, read_meta  # noqa: E402
 
 REAL_CLAIM = ["95990", "95991", "62367", "62368", "62369", "62370", "62362", "62350", "96522", "96521"]
@@ -137,7 +137,12 @@ def main() -> None:
         engine = Virtuoso(work / f"virtuoso-{len(rows)}", free_port(), free_port(), memory_mb=args.virtuoso_memory_mb)
         with engine:
             started = time.perf_counter()
-            publish(snapshot, engine.url, user=engine.user, password=engine.password, echo=lambda _line: None)
+            try:
+                publish(snapshot, engine.url, user=engine.user, password=engine.password,
+                        echo=lambda line: print("   ", line, flush=True) if "Publish" in line else None)
+            except PublishError as exc:
+                print(f"{label}: virtuoso publish failed after {time.perf_counter() - started:.0f} s: {exc}")
+                continue
             load = time.perf_counter() - started
             latencies, rss = measure(f"sparql+{engine.url}", data_dir, synthetic, args.repeat)
             rows.append((label, triples, "virtuoso", load, rss // 1024 + engine.memory_kib() // 1024, latencies))
@@ -152,7 +157,7 @@ def main() -> None:
         for n in names:
             p50, p99, _ = lat[n]
             cell = f"{p50 * 1000:.1f} / {p99 * 1000:.1f}"
-            if store == "virtuoso":
+            if store == "virtuoso" and (label, "embedded") in by_key:
                 base = by_key[(label, "embedded")][5][n][0]
                 cell += f" ({p50 / base:.1f}×)"
             cells.append(cell)
