@@ -69,6 +69,9 @@ def with_prefixes(query: str, prefixes: dict[str, str]) -> str:
     return "\n".join([*lines, query]) if lines else query
 
 
+# Virtuoso names blank nodes `nodeID://b123`, which is not a blank node label
+VIRTUOSO_BNODE_JSON = re.compile(rb'("type"\s*:\s*"bnode"\s*,\s*"value"\s*:\s*")nodeID://')
+VIRTUOSO_BNODE_NT = re.compile(rb"<nodeID://([A-Za-z0-9_]+)>")
 XSD_BOOLEAN = "http://www.w3.org/2001/XMLSchema#boolean"
 BOOLEANS = {"1": "true", "0": "false"}
 
@@ -184,8 +187,10 @@ class RemoteStore:
             if csv_rows:
                 return _rewrite_csv(payload, limit)
             if form == "graph":
+                payload = VIRTUOSO_BNODE_NT.sub(rb"_:\1", payload)
                 triples = _canonical_triples(ox.parse(payload, format=ox.RdfFormat.N_TRIPLES))
                 return write_triples(triples, fmt, limit, self.prefixes)
+            payload = VIRTUOSO_BNODE_JSON.sub(rb"\1", payload)
             result = ox.parse_query_results(payload, format=ox.QueryResultsFormat.JSON)
             if isinstance(result, ox.QueryBoolean):
                 return write_boolean(bool(result), fmt)

@@ -373,7 +373,8 @@ def evil_app(tmp_path_factory):
     ]
     snapshot = write_snapshot(data, {str(GRAPH_ASSERTED): asserted, str(GRAPH_INFERRED): []}, {"reasoner": "none"})
     publish(data, snapshot)
-    app = create_app({"MEDCODE_DATA": str(data), "QUERY_WORKERS": 1})
+    # its own tiny snapshot, served embedded in both test modes (the templates escape, not the store)
+    app = create_app({"MEDCODE_DATA": str(data), "QUERY_WORKERS": 1, "MEDCODE_STORE": "embedded"})
     yield app
     app.extensions["medcode.store"].close()
 

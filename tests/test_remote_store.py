@@ -24,7 +24,8 @@ META = {"snapshot": "20260101T000000-1", "built_at": "2026-01-01T00:00:00+0000",
         "icd10cm_release": "test"}
 ROW = {"head": {"vars": ["b", "n"]}, "results": {"bindings": [
     {"b": {"type": "typed-literal", "datatype": "http://www.w3.org/2001/XMLSchema#boolean", "value": "1"},
-     "n": {"type": "literal", "value": "x"}}]}}
+     "n": {"type": "literal", "value": "x"}},
+    {"b": {"type": "bnode", "value": "nodeID://b10004"}}]}}
 
 
 class Engine:
@@ -98,6 +99,7 @@ def test_answers_are_written_by_the_app_with_canonical_booleans(client):
     body = ask(client, "SELECT ?b ?n WHERE { ?s mc:billable ?b }").get_json()
     assert body["results"]["bindings"][0]["b"] == {
         "type": "literal", "value": "true", "datatype": "http://www.w3.org/2001/XMLSchema#boolean"}
+    assert body["results"]["bindings"][1]["b"] == {"type": "bnode", "value": "b10004"}  # Virtuoso's nodeID://
     csv = ask(client, "SELECT ?b ?n WHERE { ?s mc:billable ?b }", "text/csv").get_data(as_text=True)
     assert csv.splitlines() == ["b,n", "1,x"]  # CSV carries lexical forms only, as the engine wrote them
 

@@ -235,6 +235,7 @@ def cpu_busy(pids: list[int], window: float = 1.0) -> dict[int, float]:
     return {pid: (after[pid] - before[pid]) / tick for pid in after}
 
 
+@pytest.mark.embedded_only  # watches the embedded store's query worker processes
 def test_time_limit_stops_runaway_query_and_keeps_serving(server):
     for _ in range(4):  # warm both gunicorn workers
         assert_lookup_ok(lookup(server))
