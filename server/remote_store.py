@@ -35,6 +35,8 @@ SCHEME = "sparql+"
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection to the engine
 GRACE = 2.0  # seconds the HTTP call waits beyond the engine's own time limit
 DECLARED_PREFIX = re.compile(r"\bPREFIX\s+([A-Za-z][\w.-]*)?:", re.IGNORECASE)
+META_TTL = 30.0  # seconds between reads of the published snapshot's id
+MIN_BODY_BYTES, BYTES_PER_ROW = 64 << 20, 4096  # an answer's byte cap: max(64 MiB, row limit x 4 KiB)
 PARTIAL_RESULT_STATES = {"S1TAT"}  # Virtuoso: "returning incomplete results, query interrupted by result timeout"
 META_QUERY = f"""SELECT ?meta WHERE {{ GRAPH <{GRAPH_META}> {{
   <{GRAPH_META}> <http://purl.org/dc/terms/description> ?meta }} }}"""
@@ -114,8 +116,35 @@ def _rewrite_csv(payload: bytes, limit: int) -> bytes:
     return out.getvalue().encode()
 
 
+def _read_body(response: requests.Response, deadline: float, max_bytes: int) -> bytes:
+    """The whole body, but never past the deadline (a read timeout is per read, not per answer) nor past
+    `max_bytes` (the engine may have no result limit of its own)."""
+    chunks, size = [], 0
+    try:
+        for chunk in response.iter_content(1 << 16):
+            size += len(chunk)
+            if size > max_bytes:
+                raise QueryError(400, f"The result is larger than {max_bytes:,} bytes, this endpoint's result-size "
+                                      "limit; add LIMIT/OFFSET to page through it")
+            if time.monotonic() > deadline:
+                raise QueryError(503, "Query stopped: the SPARQL engine's answer did not arrive within the time limit.")
+            chunks.append(chunk)
+    except requests.RequestException as exc:
+        raise QueryError(503, f"The SPARQL engine's answer was cut off: {type(exc).__name__}.") from exc
+    finally:
+        response.close()
+    return b"".join(chunks)
+
+
 def _engine_message(response: requests.Response) -> str:
-    text = response.text.strip().replace("\r", "")
+    """The engine's own words for an error (its first 64 KiB: a failed answer can be a cut result)."""
+    try:
+        head = next(response.iter_content(1 << 16), b"")
+    except requests.RequestException:
+        head = b""
+    finally:
+        response.close()
+    text = head.decode("utf-8", "replace").strip().replace("\r", "")
     text = text.split("\n\nSPARQL query:", 1)[0]  # Virtuoso echoes the whole query after the message
     if not response.headers.get("Content-Type", "").startswith("text/plain"):
         return response.reason or "error"  # an HTML page or a cut result, not a message
@@ -132,24 +161,40 @@ class RemoteStore:
         self.session.headers["User-Agent"] = "medcode-kg"
         self.graphs = set(INFERENCE_GRAPHS["all"])
         self.prefixes = dict(PREFIXES)
-        self.meta: dict[str, Any] = self._read_meta()
-        self.etag = self.meta["snapshot"]
+        self._meta: dict[str, Any] = self._read_meta()
+        self._meta_read = time.monotonic()
 
     def _read_meta(self) -> dict[str, Any]:
-        data = json.loads(self._post(META_QUERY, [], [], "application/sparql-results+json", 30.0))
+        data = json.loads(self._post(META_QUERY, [], [], "application/sparql-results+json", 30.0, 1 << 20))
         rows = data["results"]["bindings"]
         if not rows:
             raise SnapshotMissing(f"{self.url} holds no medcode-kg snapshot; run `medcode publish --to {self.url}`")
         return json.loads(rows[0]["meta"]["value"])
 
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The published snapshot's metadata, re-read every META_TTL seconds: a `publish` while the app
+        serves changes the ETag (pages, exports) and rebuilds the search index."""
+        if time.monotonic() - self._meta_read > META_TTL:
+            self._meta_read = time.monotonic()
+            try:
+                self._meta = self._read_meta()
+            except (QueryError, SnapshotMissing, ValueError, KeyError):
+                pass  # keep serving under the last known snapshot id; the queries themselves report errors
+        return self._meta
+
+    @property
+    def etag(self) -> str:
+        return self.meta["snapshot"]
+
     def _post(self, text: str, default_graph: list[str], named_graphs: list[str], accept: str,
-              timeout: float) -> bytes:
+              timeout: float, max_bytes: int) -> bytes:
         form: list[tuple[str, str]] = [("query", text), ("timeout", str(int(timeout * 1000)))]
         form += [("default-graph-uri", g) for g in default_graph]
         form += [("named-graph-uri", g) for g in named_graphs]
         started = time.monotonic()
         try:
-            response = self.session.post(self.url, data=form, headers={"Accept": accept},
+            response = self.session.post(self.url, data=form, headers={"Accept": accept}, stream=True,
                                          timeout=(self.connect_timeout, timeout + GRACE))
         except requests.Timeout as exc:
             raise QueryError(503, f"Query stopped: the SPARQL engine did not answer within the {timeout:g} s "
@@ -167,8 +212,9 @@ class RemoteStore:
             raise QueryError(502, f"The SPARQL engine answered {response.status_code}: {_engine_message(response)}")
         media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
         if media_type != accept:
+            response.close()
             raise QueryError(502, f"The SPARQL engine answered {media_type or 'no content type'} instead of {accept}.")
-        return response.content
+        return _read_body(response, started + timeout + GRACE, max_bytes)
 
     def query(self, query: str, *, fmt: str, limit: int, timeout: float,
               default_graph: list[str] | None, named_graphs: list[str] | None,
@@ -182,7 +228,8 @@ class RemoteStore:
         csv_rows = form == "solutions" and fmt == "csv"
         accept = {"graph": "application/n-triples", "boolean": "application/sparql-results+json"}.get(
             form, "text/csv" if csv_rows else "application/sparql-results+json")
-        payload = self._post(text, default_graph or [], named_graphs or [], accept, timeout)
+        payload = self._post(text, default_graph or [], named_graphs or [], accept, timeout,
+                             max(MIN_BODY_BYTES, limit * BYTES_PER_ROW))
         try:
             if csv_rows:
                 return _rewrite_csv(payload, limit)

@@ -52,6 +52,10 @@ class Engine:
         elif "BOOM" in query:
             response = Response("Virtuoso 42000 Error SR186: out of memory\n\nSPARQL query:\n" + query, status=500,
                                 content_type="text/plain")
+        elif "HUGE" in query:
+            rows = [{"n": {"type": "literal", "value": "x" * 100}}] * 100
+            response = Response(json.dumps({"head": {"vars": ["n"]}, "results": {"bindings": rows}}),
+                                content_type="application/sparql-results+json")
         elif "TURTLE" in query:
             response = Response("<a> <b> <c> .", content_type="text/turtle")
         elif request.headers.get("Accept") == "text/csv":
@@ -166,3 +170,25 @@ def test_an_engine_that_went_away_is_a_503(engine):
 def test_bad_store_setting_is_refused_at_start():
     with pytest.raises(ValueError, match="MEDCODE_STORE"):
         create_app({"MEDCODE_STORE": "postgres://db"})
+
+
+def test_a_publish_under_a_running_app_changes_its_etag(engine, monkeypatch):
+    """The app re-reads the published snapshot id, so caches (ETags, the search index) follow a publish."""
+    from server import remote_store
+
+    app = create_app({"MEDCODE_STORE": f"sparql+{engine[1]}"})
+    store = app.extensions["medcode.store"]
+    assert store.etag == META["snapshot"]
+    monkeypatch.setitem(META, "snapshot", "20260202T000000-2")
+    assert store.etag == "20260101T000000-1"  # within META_TTL
+    monkeypatch.setattr(remote_store, "META_TTL", 0.0)
+    assert store.etag == "20260202T000000-2"
+
+
+def test_an_answer_past_the_byte_cap_is_refused_not_buffered(client, monkeypatch):
+    from server import remote_store
+
+    monkeypatch.setattr(remote_store, "MIN_BODY_BYTES", 2000)
+    response = ask(client, "SELECT ?n WHERE { ?s ?p ?n } # HUGE")
+    assert response.status_code == 400
+    assert "result-size limit" in response.get_data(as_text=True)
