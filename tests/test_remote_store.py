@@ -189,6 +189,7 @@ def test_an_answer_past_the_byte_cap_is_refused_not_buffered(client, monkeypatch
     from server import remote_store
 
     monkeypatch.setattr(remote_store, "MIN_BODY_BYTES", 2000)
+    monkeypatch.setattr(remote_store, "BYTES_PER_ROW", 0)
     response = ask(client, "SELECT ?n WHERE { ?s ?p ?n } # HUGE")
     assert response.status_code == 400
     assert "result-size limit" in response.get_data(as_text=True)
