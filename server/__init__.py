@@ -15,7 +15,7 @@ from kg.snapshot import default_data_dir
 from . import api, exports, fhir, pages, search, sparql
 from .errors import error_response, handle_http_exception
 from .remote_store import RemoteStore, is_remote
-from .store import EmbeddedStore, QueryError
+from .store import EmbeddedStore, QueryError, Store
 
 DEFAULTS: dict[str, Any] = {
     "MEDCODE_DATA": None,          # data directory holding the snapshot (default: $MEDCODE_DATA or ./data)
@@ -43,7 +43,7 @@ SECURITY_HEADERS = {
 }
 
 
-def open_store(config: dict[str, Any]) -> EmbeddedStore | RemoteStore:
+def open_store(config: dict[str, Any]) -> Store:
     """The store the settings name: the embedded snapshot (default) or a remote SPARQL engine."""
     location = config["MEDCODE_STORE"] or "embedded"
     if is_remote(location):

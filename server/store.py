@@ -1,9 +1,13 @@
-"""The embedded store: a read-only snapshot, queried through killable worker processes."""
+"""The embedded store: a read-only snapshot, queried through killable worker processes.
+
+The app talks to a store only through `query()`, `meta`, `etag`, `graphs`, `prefixes` and `close()`;
+`server/remote_store.py` is the other implementation (a remote SPARQL engine).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kg.namespaces import GRAPH_ASSERTED, GRAPH_INFERRED, PREFIXES
 from kg.snapshot import current_snapshot, read_meta
@@ -18,6 +22,28 @@ INFERENCE_GRAPHS = {
     "asserted": [str(GRAPH_ASSERTED)],
     "inferred": [str(GRAPH_INFERRED)],
 }
+
+
+class Store(Protocol):
+    """What the app needs from a store: the embedded snapshot and a remote engine both provide it."""
+
+    graphs: set[str]  # the named graphs a query may name (FROM, default-graph-uri, ...)
+    prefixes: dict[str, str]  # prefixes a query may use without declaring them
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The live snapshot's metadata (id, build time, versions, triple counts)."""
+
+    @property
+    def etag(self) -> str:
+        """Changes whenever the data does (the snapshot id)."""
+
+    def query(self, query: str, *, fmt: str, limit: int, timeout: float, default_graph: list[str] | None,
+              named_graphs: list[str] | None, bindings: dict[str, tuple] | None = None) -> bytes:
+        """The answer serialised in `fmt`; raises QueryError with the HTTP status that says why not."""
+
+    def close(self) -> None:
+        """Release processes and connections."""
 
 
 class SnapshotMissing(RuntimeError):
@@ -63,11 +89,6 @@ class EmbeddedStore:
         self.prefixes = dict(PREFIXES)
         self.executor = QueryExecutor(str(snapshot / "store"), size=workers)
         self.in_process = InProcessExecutor(str(snapshot / "store"))
-
-    @property
-    def local(self):
-        """The in-process read-only store, for the server's own small, known-cheap lookups."""
-        return self.in_process.store
 
     def query(self, query: str, *, fmt: str, limit: int, timeout: float,
               default_graph: list[str] | None, named_graphs: list[str] | None,
