@@ -112,23 +112,23 @@ def _meta_triples(meta: dict) -> bytes:
 
 
 def _chunks(dump: Path, size: int) -> Iterator[tuple[str, list[ox.Triple]]]:
-    """(graph, triples) chunks in file order; triples with blank nodes come last, one chunk per graph,
-    because a Graph Store post scopes blank node labels to that post."""
+    """(graph, triples) chunks of up to `size` triples, per graph whatever the order of the dump; triples
+    with blank nodes come last, one chunk per graph, because a Graph Store post scopes blank node labels
+    to that post."""
     with_bnodes: dict[str, list[ox.Triple]] = {}
-    graph, chunk = None, []
+    pending: dict[str, list[ox.Triple]] = {}
     for quad in ox.parse(path=str(dump), format=ox.RdfFormat.N_QUADS):
         name = quad.graph_name.value
         triple = quad.triple
         if isinstance(triple.subject, ox.BlankNode) or isinstance(triple.object, ox.BlankNode):
             with_bnodes.setdefault(name, []).append(triple)
             continue
-        if name != graph or len(chunk) >= size:
-            if chunk:
-                yield graph, chunk
-            graph, chunk = name, []
+        chunk = pending.setdefault(name, [])
         chunk.append(triple)
-    if chunk:
-        yield graph, chunk
+        if len(chunk) >= size:
+            yield name, chunk
+            pending[name] = []
+    yield from ((name, chunk) for name, chunk in pending.items() if chunk)
     yield from with_bnodes.items()
 
 
