@@ -169,9 +169,15 @@ def publish(snapshot: Path, endpoint: str, *, user: str | None = None, password:
     echo("Staging graphs complete; replacing the live graphs in one update request")
     try:
         engine.update(" ;\n".join(f"MOVE SILENT <{staging[g]}> TO <{g}>" for g in expected), "replacing live graphs")
-        live = {graph: engine.count(graph) for graph in expected}
+    except PublishError as exc:  # the update is one transaction: the engine rolled it back
+        _drop_quietly(engine, staging)
+        if "SR325" in str(exc):
+            raise PublishError(f"{exc}; raise Virtuoso's TransactionAfterImageLimit (virtuoso.ini [Parameters]) "
+                               "above the size of the swap") from exc
+        raise
     except requests.RequestException as exc:
         raise PublishError(f"the engine could not be reached during the swap: {exc}") from exc
+    live = {graph: engine.count(graph) for graph in expected}
     if live != expected:
         raise PublishError(f"count check failed on the live graphs: {live} != {expected}")
     echo(f"Published {meta['snapshot']} in {time.perf_counter() - started:.0f} s: "
