@@ -15,6 +15,7 @@ engines take `--update-url` and `--graph-store-url`. Authentication answers the 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +31,8 @@ from .snapshot import read_meta
 STAGING = "https://w3id.org/medcode/graph/staging/"
 CHUNK = 50_000  # triples per Graph Store post (about 8 MB of N-Triples)
 TIMEOUT = (10.0, 900.0)  # connect, read: a post or the final MOVE may take minutes on a busy engine
+#: Virtuoso's refusals of a transaction that is too large (log after-image) or too long (time limit)
+TOO_BIG_FOR_ONE_TRANSACTION = re.compile(r"SR325|SR171")
 RDF_JSON = "http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON"
 
 
@@ -167,13 +170,20 @@ def publish(snapshot: Path, endpoint: str, *, user: str | None = None, password:
         _drop_quietly(engine, staging)
         raise
     echo("Staging graphs complete; replacing the live graphs in one update request")
+    moves = [f"MOVE SILENT <{staging[g]}> TO <{g}>" for g in expected]
     try:
-        engine.update(" ;\n".join(f"MOVE SILENT <{staging[g]}> TO <{g}>" for g in expected), "replacing live graphs")
-    except PublishError as exc:  # the update is one transaction: the engine rolled it back
+        try:
+            engine.update(" ;\n".join(moves), "replacing live graphs")
+        except PublishError as exc:  # the update is one transaction: the engine rolled it back
+            if not TOO_BIG_FOR_ONE_TRANSACTION.search(str(exc)):
+                raise
+            # the engine cannot swap this much in one transaction: swap graph by graph (each one atomic),
+            # the meta graph last, so the snapshot id changes only when every graph has been replaced
+            echo(f"  the engine refused one transaction for the swap ({exc}); replacing graph by graph")
+            for move in moves:
+                engine.update(move, "replacing a live graph")
+    except PublishError:
         _drop_quietly(engine, staging)
-        if "SR325" in str(exc):
-            raise PublishError(f"{exc}; raise Virtuoso's TransactionAfterImageLimit (virtuoso.ini [Parameters]) "
-                               "above the size of the swap") from exc
         raise
     except requests.RequestException as exc:
         raise PublishError(f"the engine could not be reached during the swap: {exc}") from exc

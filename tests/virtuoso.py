@@ -44,7 +44,7 @@ Striping = 0
 ServerPort = 127.0.0.1:{sql_port}
 DisableUnixSocket = 1
 MaxClientConnections = 20
-CheckpointInterval = 60
+CheckpointInterval = 10
 CaseMode = 2
 DirsAllowed = ., {dir}, {vad}
 VADInstallDir = {vad}/
@@ -69,7 +69,8 @@ EnabledGzipContent = 0
 [SPARQL]
 ResultSetMaxRows = {max_rows}
 MaxQueryCostEstimationTime = 400
-MaxQueryExecutionTime = 120
+; the app sends its own per-query limit; this caps what it does not govern (publish's swap)
+MaxQueryExecutionTime = 3600
 DefaultGraph =
 """
 
