@@ -147,28 +147,35 @@ def publish(snapshot: Path, endpoint: str, *, user: str | None = None, password:
     staging = {graph: STAGING + graph.rsplit("/", 1)[1] for graph in expected}
     started = time.perf_counter()
     try:
-        echo(f"Publishing snapshot {meta['snapshot']} to {endpoint} "
-             f"(now serving: {engine.served_snapshot() or 'nothing'})")
-        engine.update(" ;\n".join(f"DROP SILENT GRAPH <{g}>" for g in staging.values()), "clearing staging graphs")
+        served = engine.served_snapshot()
+        # nothing is served yet (no meta graph): load straight into the live graphs, the meta graph last,
+        # so the app sees a snapshot only once it is complete; else load beside the live graphs and swap
+        target = {graph: graph for graph in expected} if served is None else staging
+        echo(f"Publishing snapshot {meta['snapshot']} to {endpoint} (now serving: {served or 'nothing'}; "
+             f"loading into {'the live' if served is None else 'staging'} graphs)")
+        engine.update(" ;\n".join(f"DROP SILENT GRAPH <{g}>" for g in target.values()), "clearing target graphs")
         loaded = dict.fromkeys(expected, 0)
         for graph, triples in _chunks(snapshot / "medcode.nq", chunk):
-            if graph not in staging:
+            if graph not in target:
                 raise PublishError(f"the snapshot holds an unexpected graph <{graph}>")
-            engine.post_triples(staging[graph], ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES))
+            engine.post_triples(target[graph], ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES))
             loaded[graph] += len(triples)
             echo(f"  {graph.rsplit('/', 1)[1]:<9} {loaded[graph]:>10,} / {expected[graph]:,} triples "
                  f"({time.perf_counter() - started:.0f} s)")
-        engine.post_triples(staging[str(GRAPH_META)], _meta_triples(meta))
-        counts = {graph: engine.count(staging[graph]) for graph in expected}
-        wrong = {g: (counts[g], n) for g, n in expected.items() if counts[g] != n}
+        data_graphs = [g for g in expected if g != str(GRAPH_META)]
+        counts = {graph: engine.count(target[graph]) for graph in data_graphs}
+        wrong = {g: (counts[g], expected[g]) for g in data_graphs if counts[g] != expected[g]}
         if wrong:
-            raise PublishError("count check failed in the staging graphs (got, expected): "
+            raise PublishError("count check failed (got, expected): "
                                + ", ".join(f"<{g}> {got:,} != {n:,}" for g, (got, n) in wrong.items()))
+        engine.post_triples(target[str(GRAPH_META)], _meta_triples(meta))
     except requests.RequestException as exc:
         raise PublishError(f"the engine could not be reached: {exc}") from exc
     except PublishError:
-        _drop_quietly(engine, staging)
+        _drop_quietly(engine, target)
         raise
+    if served is None:
+        return _checked_live(engine, expected, meta, started, echo)
     echo("Staging graphs complete; replacing the live graphs in one update request")
     moves = [f"MOVE SILENT <{staging[g]}> TO <{g}>" for g in expected]
     try:
@@ -187,6 +194,11 @@ def publish(snapshot: Path, endpoint: str, *, user: str | None = None, password:
         raise
     except requests.RequestException as exc:
         raise PublishError(f"the engine could not be reached during the swap: {exc}") from exc
+    return _checked_live(engine, expected, meta, started, echo)
+
+
+def _checked_live(engine: _Engine, expected: dict[str, int], meta: dict, started: float,
+                  echo: Callable[[str], None]) -> dict[str, int]:
     live = {graph: engine.count(graph) for graph in expected}
     if live != expected:
         raise PublishError(f"count check failed on the live graphs: {live} != {expected}")

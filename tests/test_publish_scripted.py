@@ -60,20 +60,23 @@ class ScriptedEngine:
                 self.graphs.pop(graph, None)
             return Response("ok", content_type="text/plain")(environ, start_response)
         query = request.form["query"]
+        if "identifier" in query:  # which snapshot is served: one once a meta graph exists
+            rows = [{"id": {"type": "literal", "value": "old"}}] if str(GRAPH_META) in self.graphs else []
+            body = {"head": {"vars": ["id"]}, "results": {"bindings": rows}}
+            return Response(json.dumps(body), content_type="application/sparql-results+json")(environ, start_response)
         match = re.search(r"GRAPH <([^>]+)> \{ \?s \?p \?o", query)
         rows = [{"n": {"type": "literal", "value": str(len(self.graphs.get(match.group(1), ())))}}] if match else []
         body = {"head": {"vars": ["n"]}, "results": {"bindings": rows}}
         return Response(json.dumps(body), content_type="application/sparql-results+json")(environ, start_response)
 
 
-def test_a_swap_too_big_for_one_transaction_goes_graph_by_graph_meta_last(tmp_path: Path) -> None:
+def _publish(tmp_path: Path, engine: ScriptedEngine) -> tuple[dict[str, int], list[str], dict[str, int]]:
     snapshot = tmp_path / "snap"
     snapshot.mkdir()
     graphs = {str(GRAPH_ASSERTED): 3, str(GRAPH_INFERRED): 2}
     (snapshot / "medcode.nq").write_text("".join(f'<http://e/{g[-1]}{i}> <http://e/p> "x" <{g}> .\n'
                                                  for g, n in graphs.items() for i in range(n)))
     (snapshot / "meta.json").write_text(json.dumps({"snapshot": "s1", "triples": graphs}))
-    engine = ScriptedEngine()
     server = make_server("127.0.0.1", free_port(), engine, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -82,9 +85,25 @@ def test_a_swap_too_big_for_one_transaction_goes_graph_by_graph_meta_last(tmp_pa
         live = publish(snapshot, f"{base}/sparql", graph_store_url=f"{base}/graph-crud", echo=lines.append)
     finally:
         server.shutdown()
+    return live, lines, graphs
+
+
+def test_a_swap_too_big_for_one_transaction_goes_graph_by_graph_meta_last(tmp_path: Path) -> None:
+    engine = ScriptedEngine()
+    engine.graphs[str(GRAPH_META)] = {"an older snapshot"}
+    live, lines, graphs = _publish(tmp_path, engine)
     assert live == {**graphs, str(GRAPH_META): 2}
     single_moves = [u for u in engine.updates if u.count("MOVE") == 1]
     assert [m.rsplit("TO ", 1)[1] for m in single_moves] == [f"<{GRAPH_ASSERTED}>", f"<{GRAPH_INFERRED}>",
                                                              f"<{GRAPH_META}>"]
     assert any("graph by graph" in line for line in lines)
     assert not any(g.startswith(STAGING) for g in engine.graphs)
+
+
+def test_a_first_publish_loads_the_live_graphs_directly_and_the_meta_graph_last(tmp_path: Path) -> None:
+    engine = ScriptedEngine()
+    live, lines, graphs = _publish(tmp_path, engine)
+    assert live == {**graphs, str(GRAPH_META): 2}
+    assert not any("MOVE" in u for u in engine.updates)
+    assert "loading into the live graphs" in lines[0]
+    assert list(engine.graphs)[-1] == str(GRAPH_META)  # the app sees a snapshot only once it is complete
