@@ -35,6 +35,7 @@ SCHEME = "sparql+"
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection to the engine
 GRACE = 2.0  # seconds the HTTP call waits beyond the engine's own time limit
 DECLARED_PREFIX = re.compile(r"\bPREFIX\s+([A-Za-z][\w.-]*)?:", re.IGNORECASE)
+TIME_LIMIT_ERRORS = re.compile(r"\bS1T00\b|\bS1TAT\b|\bSR171\b|timed out", re.IGNORECASE)
 META_TTL = 30.0  # seconds between reads of the published snapshot's id
 MIN_BODY_BYTES, BYTES_PER_ROW = 64 << 20, 4096  # an answer's byte cap: max(64 MiB, row limit x 4 KiB)
 PARTIAL_RESULT_STATES = {"S1TAT"}  # Virtuoso: "returning incomplete results, query interrupted by result timeout"
@@ -201,15 +202,20 @@ class RemoteStore:
                                   "time limit.") from exc
         except requests.RequestException as exc:
             raise QueryError(503, f"The SPARQL engine is unavailable: {type(exc).__name__}.") from exc
-        out_of_time = response.status_code != 200 and time.monotonic() - started >= timeout
-        if response.headers.get("X-SQL-State") in PARTIAL_RESULT_STATES or out_of_time:
-            # Virtuoso may also stop mid-answer at its time limit and send a 500 with part of the result
-            raise QueryError(503, f"Query stopped: the query did not finish within the {timeout:g} s time limit "
+        stopped = QueryError(503, f"Query stopped: the query did not finish within the {timeout:g} s time limit "
                                   "and was stopped by the engine.")
+        if response.headers.get("X-SQL-State") in PARTIAL_RESULT_STATES:
+            response.close()
+            raise stopped
         if response.status_code in (502, 503, 504):
+            response.close()
             raise QueryError(503, f"The SPARQL engine is unavailable ({response.status_code}); please retry.")
         if response.status_code != 200:
-            raise QueryError(502, f"The SPARQL engine answered {response.status_code}: {_engine_message(response)}")
+            message = _engine_message(response)
+            # at its time limit Virtuoso may also answer 500 (S1T00/SR171), or stop mid-answer with part of it
+            if TIME_LIMIT_ERRORS.search(message) or time.monotonic() - started >= 0.9 * timeout:
+                raise stopped
+            raise QueryError(502, f"The SPARQL engine answered {response.status_code}: {message}")
         media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
         if media_type != accept:
             response.close()

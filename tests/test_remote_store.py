@@ -60,6 +60,9 @@ class Engine:
             response = Response("<a> <b> <c> .", content_type="text/turtle")
         elif request.headers.get("Accept") == "text/csv":
             response = Response('"b","n"\n"1","x"\n', content_type="text/csv; charset=UTF-8")
+        elif "TIMEDOUT" in query:
+            response = Response("Virtuoso S1T00 Error SR171: Transaction timed out\n\nSPARQL query:\n" + query,
+                                status=500, content_type="text/plain")
         elif "BUSY" in query:
             response = Response("<html>maintenance</html>", status=503, content_type="text/html")
         else:
@@ -137,6 +140,12 @@ def test_an_answer_in_another_format_than_asked_is_a_502(client):
     response = ask(client, "SELECT ?b WHERE { ?s ?p ?b } # TURTLE")
     assert response.status_code == 502
     assert "text/turtle instead of application/sparql-results+json" in response.get_data(as_text=True)
+
+
+def test_an_engine_time_out_error_is_a_503(client):
+    response = ask(client, "SELECT ?b WHERE { ?s ?p ?b } # TIMEDOUT")
+    assert response.status_code == 503
+    assert "time limit" in response.get_data(as_text=True)
 
 
 def test_engine_maintenance_page_is_a_503(client):
