@@ -35,7 +35,7 @@ SCHEME = "sparql+"
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection to the engine
 GRACE = 2.0  # seconds the HTTP call waits beyond the engine's own time limit
 DECLARED_PREFIX = re.compile(r"\bPREFIX\s+([A-Za-z][\w.-]*)?:", re.IGNORECASE)
-TIME_LIMIT_ERRORS = re.compile(r"\bS1T00\b|\bS1TAT\b|\bSR171\b|timed out", re.IGNORECASE)
+TIME_LIMIT_ERRORS = re.compile(r"\bS1T00\b|\bS1TAT\b|\bSR171\b|timed out|estimated execution time", re.IGNORECASE)
 META_TTL = 30.0  # seconds between reads of the published snapshot's id
 MIN_BODY_BYTES, BYTES_PER_ROW = 64 << 20, 4096  # an answer's byte cap: max(64 MiB, row limit x 4 KiB)
 PARTIAL_RESULT_STATES = {"S1TAT"}  # Virtuoso: "returning incomplete results, query interrupted by result timeout"
@@ -212,8 +212,11 @@ class RemoteStore:
             raise QueryError(503, f"The SPARQL engine is unavailable ({response.status_code}); please retry.")
         if response.status_code != 200:
             message = _engine_message(response)
-            # at its time limit Virtuoso may also answer 500 (S1T00/SR171), or stop mid-answer with part of it
-            if TIME_LIMIT_ERRORS.search(message) or time.monotonic() - started >= 0.9 * timeout:
+            # Virtuoso refuses a query its planner estimates too long, answers 500 at its time limit
+            # (S1T00/SR171), or stops mid-answer with part of the result: all are the time limit's doing
+            if TIME_LIMIT_ERRORS.search(message):
+                raise QueryError(503, f"Query stopped by the SPARQL engine's time limit: {message}")
+            if time.monotonic() - started >= 0.9 * timeout:
                 raise stopped
             raise QueryError(502, f"The SPARQL engine answered {response.status_code}: {message}")
         media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()

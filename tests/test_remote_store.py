@@ -145,7 +145,7 @@ def test_an_answer_in_another_format_than_asked_is_a_502(client):
 def test_an_engine_time_out_error_is_a_503(client):
     response = ask(client, "SELECT ?b WHERE { ?s ?p ?b } # TIMEDOUT")
     assert response.status_code == 503
-    assert "time limit" in response.get_data(as_text=True)
+    assert "time limit: Virtuoso S1T00 Error SR171" in response.get_data(as_text=True)
 
 
 def test_engine_maintenance_page_is_a_503(client):

@@ -322,7 +322,7 @@ def test_time_limit_stops_runaway_query_and_keeps_serving(server):
 def test_timeout_answer_is_json_when_json_is_preferred(server):
     response = requests.get(server.url, params={"query": PATHOLOGICAL},
                             headers={"Accept": "application/json"}, timeout=QUERY_TIMEOUT + 30)
-    assert response.status_code == 503
+    assert response.status_code == 503, response.text
     body = response.json()
     assert body["status"] == 503
     assert "stopped" in body["error"]
