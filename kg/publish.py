@@ -28,6 +28,7 @@ from requests.auth import AuthBase, HTTPBasicAuth, HTTPDigestAuth
 from .namespaces import DCTERMS, GRAPH_META
 from .snapshot import read_meta
 
+ENGINE_SCHEME = "sparql+"  # MEDCODE_STORE=sparql+http://host:port/sparql names a remote engine
 STAGING = "https://w3id.org/medcode/graph/staging/"
 CHUNK = 50_000  # triples per Graph Store post (about 8 MB of N-Triples)
 TIMEOUT = (10.0, 900.0)  # connect, read: a post or the final MOVE may take minutes on a busy engine
@@ -40,8 +41,14 @@ class PublishError(RuntimeError):
     """Publishing failed; the engine still serves what it served before."""
 
 
-def _strip_scheme(url: str) -> str:
-    return url[len("sparql+"):] if url.startswith("sparql+") else url
+def engine_url(location: str) -> str:
+    """The engine's HTTP URL from a MEDCODE_STORE-style location (`sparql+http://...`) or a plain URL."""
+    return location[len(ENGINE_SCHEME):] if location.startswith(ENGINE_SCHEME) else location
+
+
+def engine_message(text: str) -> str:
+    """An engine's error text, short: Virtuoso echoes the whole query after its message."""
+    return text.strip().replace("\r", "").split("\n\nSPARQL query:", 1)[0][:500]
 
 
 def default_urls(endpoint: str, authenticated: bool) -> tuple[str, str]:
@@ -77,7 +84,7 @@ class _Engine:
 
     def _check(self, response: requests.Response, what: str) -> requests.Response:
         if response.status_code >= 300:
-            text = response.text.strip().split("\n\nSPARQL query:", 1)[0][:500]
+            text = engine_message(response.text)
             raise PublishError(f"{what} failed: HTTP {response.status_code} {text or response.reason}")
         return response
 
@@ -139,7 +146,7 @@ def publish(snapshot: Path, endpoint: str, *, user: str | None = None, password:
             update_url: str | None = None, graph_store_url: str | None = None, chunk: int = CHUNK,
             echo: Callable[[str], None] = print) -> dict[str, int]:
     """Load `snapshot` into the engine at `endpoint` (its SPARQL query URL); the live graphs' counts."""
-    endpoint = _strip_scheme(endpoint)
+    endpoint = engine_url(endpoint)
     default_update, default_store = default_urls(endpoint, user is not None)
     engine = _Engine(endpoint, update_url or default_update, graph_store_url or default_store, user, password)
     meta = read_meta(snapshot)

@@ -26,15 +26,15 @@ import pyoxigraph as ox
 import requests
 
 from kg.namespaces import GRAPH_META, PREFIXES
+from kg.publish import ENGINE_SCHEME, engine_message, engine_url
 
+from .guard import TOKENS
 from .named_queries import bind_values
 from .results import TooManyResults, limited, write_boolean, write_solutions, write_triples
 from .store import INFERENCE_GRAPHS, QueryError, SnapshotMissing
 
-SCHEME = "sparql+"
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection to the engine
 GRACE = 2.0  # seconds the HTTP call waits beyond the engine's own time limit
-DECLARED_PREFIX = re.compile(r"\bPREFIX\s+([A-Za-z][\w.-]*)?:", re.IGNORECASE)
 TIME_LIMIT_ERRORS = re.compile(r"\bS1T00\b|\bS1TAT\b|\bSR171\b|timed out|estimated execution time", re.IGNORECASE)
 META_TTL = 30.0  # seconds between reads of the published snapshot's id
 MIN_BODY_BYTES, BYTES_PER_ROW = 64 << 20, 4096  # an answer's byte cap: max(64 MiB, row limit x 4 KiB)
@@ -45,7 +45,7 @@ META_QUERY = f"""SELECT ?meta WHERE {{ GRAPH <{GRAPH_META}> {{
 
 def is_remote(location: str) -> bool:
     """Whether a MEDCODE_STORE value names a remote engine (`sparql+http://...` or `sparql+https://...`)."""
-    return location.startswith(SCHEME)
+    return location.startswith(ENGINE_SCHEME)
 
 
 def _query_form(query: str, default_graph: list[str] | None, named_graphs: list[str] | None,
@@ -65,10 +65,13 @@ def _query_form(query: str, default_graph: list[str] | None, named_graphs: list[
 
 
 def with_prefixes(query: str, prefixes: dict[str, str]) -> str:
-    """The query with PREFIX lines for the endpoint's default prefixes it uses but does not declare."""
-    declared = {(m.group(1) or "") for m in DECLARED_PREFIX.finditer(query)}
-    lines = [f"PREFIX {p}: <{iri}>" for p, iri in prefixes.items()
-             if p not in declared and re.search(rf"(?<![\w.-]){re.escape(p)}:", query)]
+    """The query with PREFIX lines for the endpoint's default prefixes it uses but does not declare
+    (read with the guard's tokenizer, so names inside strings, IRIs and comments do not count)."""
+    tokens = [(m.lastgroup, m.group()) for m in TOKENS.finditer(query) if m.lastgroup != "comment"]
+    declared = {tokens[i + 1][1][:-1] for i, (kind, text) in enumerate(tokens[:-1])
+                if kind == "word" and text.upper() == "PREFIX" and tokens[i + 1][0] == "pname"}
+    used = {text.partition(":")[0] for kind, text in tokens if kind == "pname"}
+    lines = [f"PREFIX {p}: <{iri}>" for p, iri in prefixes.items() if p in used - declared]
     return "\n".join([*lines, query]) if lines else query
 
 
@@ -145,18 +148,16 @@ def _engine_message(response: requests.Response) -> str:
         head = b""
     finally:
         response.close()
-    text = head.decode("utf-8", "replace").strip().replace("\r", "")
-    text = text.split("\n\nSPARQL query:", 1)[0]  # Virtuoso echoes the whole query after the message
     if not response.headers.get("Content-Type", "").startswith("text/plain"):
         return response.reason or "error"  # an HTML page or a cut result, not a message
-    return text[:500] or response.reason
+    return engine_message(head.decode("utf-8", "replace")) or response.reason
 
 
 class RemoteStore:
     """Queries a SPARQL 1.1 endpoint over HTTP; the snapshot's metadata is read from its meta graph."""
 
     def __init__(self, location: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
-        self.url = location[len(SCHEME):] if is_remote(location) else location
+        self.url = engine_url(location)
         self.connect_timeout = connect_timeout
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "medcode-kg"
