@@ -29,7 +29,7 @@ from pathlib import Path
 import pyoxigraph as ox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kg.snapshot import current_snapshot, default_data_dir, open_store  # noqa: E402
+from kg.contract import current_snapshot, default_data_dir, open_store  # noqa: E402
 
 PREFIX = "PREFIX mc: <https://w3id.org/medcode/ontology#> PREFIX skos: <http://www.w3.org/2004/02/skos/core#> "
 QUERIES = {

@@ -22,7 +22,7 @@ NAME = "icd10cm-hierarchy"
 
 
 def main() -> None:
-    from kg.snapshot import default_data_dir
+    from kg.contract import default_data_dir
     from server import create_app
     from server.exports import CROSSWALKS, FORMATS, row_count, run_query
 

@@ -33,8 +33,8 @@ from virtuoso import Virtuoso, available  # noqa: E402
 
 from bench.bench_endpoint import QUERIES, free_port  # noqa: E402
 from bench.ncci_synthetic import SYSTEM, generate_pairs, notation, write_snapshot  # noqa: E402
+from kg.contract import current_snapshot, default_data_dir, read_meta  # noqa: E402
 from kg.publish import PublishError, publish  # noqa: E402
-from kg.snapshot import current_snapshot, default_data_dir, read_meta  # noqa: E402
 
 REAL_CLAIM = ["95990", "95991", "62367", "62368", "62369", "62370", "62362", "62350", "96522", "96521"]
 
@@ -58,8 +58,8 @@ def queries(synthetic: bool) -> dict[str, str]:
 
 def _measure(store_setting: str, data_dir: str, synthetic: bool, repeat: int, out: mp.Queue) -> None:
     """In a child process: open the app's store, run each query `repeat` times, report latencies and RSS."""
+    from kg.contract import INFERENCE_GRAPHS
     from server import create_app
-    from server.store import INFERENCE_GRAPHS
 
     app = create_app({"MEDCODE_STORE": store_setting, "MEDCODE_DATA": data_dir, "QUERY_WORKERS": 1})
     store = app.extensions["medcode.store"]

@@ -28,8 +28,8 @@ from pathlib import Path
 import click
 import pyoxigraph as ox
 
+from kg.contract import CURRENT, current_snapshot, read_meta
 from kg.namespaces import GRAPH_ASSERTED, GRAPH_INFERRED, ID_BASE, MC
-from kg.snapshot import CURRENT, current_snapshot, read_meta
 
 SYSTEM = ID_BASE + "synthetic-cpt/"
 RATIONALES = ["Standards of medical / surgical practice", "Mutually exclusive procedures",

@@ -13,11 +13,12 @@ from typing import Any
 from rdflib.namespace import SKOS
 
 from . import icd10cm
+from .contract import open_store, read_meta
 from .curated import build_curated
 from .namespaces import GRAPH_ASSERTED, GRAPH_INFERRED, MC, SOURCES_DIR
 from .ontology import load_ontology
 from .reasoning import infer
-from .snapshot import discard, open_store, publish, write_snapshot
+from .snapshot import discard, publish, write_snapshot
 from .validation import ValidationError, disjointness_violations, shacl_data_graph, validate_shacl
 
 CLASS_SUMMARY_QUERY = """
@@ -98,7 +99,6 @@ def build(data_dir: Path, engine: str = "reasonable", sources_dir: Path = SOURCE
         return counts
 
     class_counts = steps.run("Checking disjointness and publishing", check_and_publish)
-    from .snapshot import read_meta
 
     meta = read_meta(snapshot)
     meta["timings_s"] = steps.timings

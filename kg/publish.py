@@ -25,10 +25,8 @@ import pyoxigraph as ox
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth, HTTPDigestAuth
 
-from .namespaces import DCTERMS, GRAPH_META
-from .snapshot import read_meta
+from .contract import DCTERMS, GRAPH_META, engine_message, engine_url, read_meta
 
-ENGINE_SCHEME = "sparql+"  # MEDCODE_STORE=sparql+http://host:port/sparql names a remote engine
 STAGING = "https://w3id.org/medcode/graph/staging/"
 CHUNK = 50_000  # triples per Graph Store post (about 8 MB of N-Triples)
 TIMEOUT = (10.0, 900.0)  # connect, read: a post or the final MOVE may take minutes on a busy engine
@@ -40,15 +38,6 @@ RDF_JSON = "http://www.w3.org/1999/02/22-rdf-syntax-ns#JSON"
 class PublishError(RuntimeError):
     """Publishing failed; the engine still serves what it served before."""
 
-
-def engine_url(location: str) -> str:
-    """The engine's HTTP URL from a MEDCODE_STORE-style location (`sparql+http://...`) or a plain URL."""
-    return location[len(ENGINE_SCHEME):] if location.startswith(ENGINE_SCHEME) else location
-
-
-def engine_message(text: str) -> str:
-    """An engine's error text, short: Virtuoso echoes the whole query after its message."""
-    return text.strip().replace("\r", "").split("\n\nSPARQL query:", 1)[0][:500]
 
 
 def default_urls(endpoint: str, authenticated: bool) -> tuple[str, str]:

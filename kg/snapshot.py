@@ -19,13 +19,10 @@ from typing import Any
 import pyoxigraph as ox
 from rdflib import BNode, Literal, URIRef
 
-CURRENT = "current"
+from .contract import CURRENT
+
 KEEP = 2  # snapshots kept on disk (the live one and the previous one)
 
-
-def default_data_dir() -> Path:
-    """$MEDCODE_DATA, else ./data under the working directory."""
-    return Path(os.environ.get("MEDCODE_DATA", "data")).resolve()
 
 
 def _escape(text: str) -> str:
@@ -102,16 +99,3 @@ def publish(data_dir: Path, snapshot: Path) -> None:
 def discard(snapshot: Path) -> None:
     shutil.rmtree(snapshot, ignore_errors=True)
 
-
-def current_snapshot(data_dir: Path) -> Path | None:
-    link = data_dir / CURRENT
-    return link.resolve() if link.exists() else None
-
-
-def read_meta(snapshot: Path) -> dict[str, Any]:
-    return json.loads((snapshot / "meta.json").read_text(encoding="utf-8"))
-
-
-def open_store(snapshot: Path) -> ox.Store:
-    """Open a snapshot's store read-only (the server never writes it)."""
-    return ox.Store.read_only(str(snapshot / "store"))

@@ -96,7 +96,7 @@ def query_ui_config() -> dict[str, Any] | None:
         return None
     from flask import current_app, request, url_for
 
-    from kg.namespaces import PREFIXES
+    from kg.contract import PREFIXES
 
     queries = load_named_queries(Path(current_app.config["QUERIES_DIR"]))
     return {

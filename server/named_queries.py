@@ -13,9 +13,9 @@ from typing import Any
 import pyoxigraph as ox
 import yaml
 
-from kg.namespaces import QUERIES_DIR
+from kg.contract import QUERIES_DIR
 
-from .guard import FORMS, TOKENS
+from .http.guard import FORMS, TOKENS
 
 TYPES = ("string", "integer", "iri", "date", "boolean")
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")

@@ -18,7 +18,7 @@ class _Gunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        from . import create_app
+        from .app import create_app
 
         app = create_app({"MEDCODE_DATA": self.data_dir})
         threading.Thread(target=_warm_search_index, args=(app,), daemon=True, name="medcode-search-warmup").start()

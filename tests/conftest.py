@@ -17,10 +17,9 @@ import virtuoso as virtuoso_server
 from helpers import free_port
 
 from kg.build import build
+from kg.contract import INFERENCE_GRAPHS, current_snapshot, open_store
 from kg.publish import publish
-from kg.snapshot import current_snapshot, open_store
-from server.remote_store import RemoteStore
-from server.store import INFERENCE_GRAPHS
+from server.store import RemoteStore
 
 REMOTE = os.environ.get("MEDCODE_TEST_STORE", "embedded") == "virtuoso"
 

@@ -9,7 +9,7 @@ import schemathesis
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 
-from kg.cli import main
+from medcode.cli import main
 from server import create_app
 from server.named_queries import load_named_queries
 

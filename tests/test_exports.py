@@ -21,8 +21,8 @@ from sssom.constants import SchemaValidationType
 from sssom.parsers import parse_sssom_table
 from sssom.validators import validate
 
-from kg.cli import main
 from kg.namespaces import PREFIXES
+from medcode.cli import main
 from server import create_app
 from server.exports import CROSSWALKS, FORMATS, RELATIONSHIPS, export_meta, export_text, run_query
 

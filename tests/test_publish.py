@@ -11,9 +11,9 @@ import pytest
 import requests
 from helpers import medcode_command
 
+from kg.contract import current_snapshot, read_meta
 from kg.namespaces import GRAPH_ASSERTED, GRAPH_INFERRED, GRAPH_META
 from kg.publish import STAGING, PublishError, publish
-from kg.snapshot import current_snapshot, read_meta
 from server import create_app
 
 pytestmark = pytest.mark.remote_only

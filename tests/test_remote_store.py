@@ -183,7 +183,7 @@ def test_bad_store_setting_is_refused_at_start():
 
 def test_a_publish_under_a_running_app_changes_its_etag(engine, monkeypatch):
     """The app re-reads the published snapshot id, so caches (ETags, the search index) follow a publish."""
-    from server import remote_store
+    from server.store import remote as remote_store
 
     app = create_app({"MEDCODE_STORE": f"sparql+{engine[1]}"})
     store = app.extensions["medcode.store"]
@@ -195,7 +195,7 @@ def test_a_publish_under_a_running_app_changes_its_etag(engine, monkeypatch):
 
 
 def test_an_answer_past_the_byte_cap_is_refused_not_buffered(client, monkeypatch):
-    from server import remote_store
+    from server.store import remote as remote_store
 
     monkeypatch.setattr(remote_store, "MIN_BODY_BYTES", 2000)
     monkeypatch.setattr(remote_store, "BYTES_PER_ROW", 0)

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from kg.build import build
+from kg.contract import CURRENT, current_snapshot
 from kg.curated import build_curated
 from kg.namespaces import SOURCES_DIR
 from kg.records import SourceError
-from kg.snapshot import CURRENT, current_snapshot
 from kg.validation import ValidationError
 
 

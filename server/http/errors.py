@@ -6,6 +6,14 @@ from flask import Response, json, request
 from werkzeug.exceptions import HTTPException
 
 
+class HTTPError(Exception):
+    """Any failure a surface answers with a status and one sentence (the app has one handler for it)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def error_body(status: int, message: str) -> tuple[str, bytes]:
     """(content type, body) of an error, in the shape the current request prefers."""
     accept = request.accept_mimetypes

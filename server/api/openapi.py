@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .named_queries import NamedQuery
+from ..named_queries import NamedQuery
 
 SCHEMAS = {"string": {"type": "string"}, "integer": {"type": "integer"}, "iri": {"type": "string", "format": "iri"},
            "date": {"type": "string", "format": "date"}, "boolean": {"type": "boolean"}}

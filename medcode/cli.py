@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from .records import SourceError
-from .snapshot import current_snapshot, default_data_dir, open_store, read_meta
+from kg.contract import INFERENCE_GRAPHS, PREFIXES, current_snapshot, default_data_dir, open_store, read_meta
+from kg.records import SourceError
 
 data_option = click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
                            default=None, help="Data directory for snapshots [default: $MEDCODE_DATA or ./data].")
@@ -20,8 +20,8 @@ def _data(data_dir: Path | None) -> Path:
 
 
 def _build(data_dir: Path, reasoner: str) -> None:
-    from .build import build
-    from .validation import ValidationError
+    from kg.build import build
+    from kg.validation import ValidationError
 
     try:
         build(data_dir, engine=reasoner, echo=lambda line: click.echo(line, err=True))
@@ -57,7 +57,7 @@ def _snapshot_or_fail(data_dir: Path) -> Path:
 @data_option
 def stats(data_dir: Path | None) -> None:
     """Print the live snapshot's triple counts and instances per class."""
-    from .build import CLASS_SUMMARY_QUERY
+    from kg.build import CLASS_SUMMARY_QUERY
 
     snapshot = _snapshot_or_fail(_data(data_dir))
     meta = read_meta(snapshot)
@@ -77,11 +77,8 @@ def stats(data_dir: Path | None) -> None:
 @click.option("--inference", type=click.Choice(["all", "asserted", "inferred"]), default="all", show_default=True)
 def sparql(query: str, data_dir: Path | None, fmt: str | None, inference: str) -> None:
     """Run a SPARQL query (a string, a file path, or - for stdin) against the snapshot."""
-    from server.guard import Refused, inspect
-    from server.query_worker import run
-    from server.store import INFERENCE_GRAPHS
-
-    from .namespaces import PREFIXES
+    from server.http.guard import Refused, inspect
+    from server.store.query_worker import run
 
     if query == "-":
         query = sys.stdin.read()
@@ -110,10 +107,7 @@ def sparql(query: str, data_dir: Path | None, fmt: str | None, inference: str) -
 def query(name: str, params: tuple[str, ...], data_dir: Path | None, fmt: str) -> None:
     """Run a named query from queries/ (`medcode query not-reported-with --param code=95990`)."""
     from server.named_queries import ParamError, bind_values, load_named_queries
-    from server.query_worker import run
-    from server.store import INFERENCE_GRAPHS
-
-    from .namespaces import PREFIXES
+    from server.store.query_worker import run
 
     queries = load_named_queries()
     if name not in queries:
@@ -182,8 +176,8 @@ def assets(no_npm: bool) -> None:
 def publish(data_dir: Path | None, endpoint: str, user: str | None, password: str | None,
             update_url: str | None, graph_store_url: str | None) -> None:
     """Load the live snapshot into a remote SPARQL engine, replacing its medcode graphs in one step."""
-    from .publish import PublishError
-    from .publish import publish as publish_snapshot
+    from kg.publish import PublishError
+    from kg.publish import publish as publish_snapshot
 
     snapshot = _snapshot_or_fail(_data(data_dir))
     try:

@@ -20,13 +20,13 @@ from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request
 
-from kg.namespaces import DCTERMS, MC, ONTOLOGY_IRI, PREFIXES
+from kg.contract import DCTERMS, MC, ONTOLOGY_IRI, PREFIXES
 
-from .errors import error_response
-from .formats import GRAPH_FORMATS, BadAccept, Format, NotAcceptable, negotiate
-from .store import INFERENCE_GRAPHS, QueryError
+from ..http.errors import error_response
+from ..http.formats import GRAPH_FORMATS, BadAccept, Format, NotAcceptable, negotiate
+from ..store import INFERENCE_GRAPHS, QueryError
 
-bp = Blueprint("pages", __name__)
+bp = Blueprint("pages", __name__, template_folder="templates")
 
 HTML = Format("html", "text/html", ("application/xhtml+xml",))
 RDF_FORMATS = tuple(f for f in GRAPH_FORMATS if f.name in ("turtle", "jsonld", "rdfxml", "ntriples"))

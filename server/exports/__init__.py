@@ -41,15 +41,15 @@ from flask import (
     url_for,
 )
 
-from kg.icd10cm import FHIR_SYSTEM as ICD10CM_SYSTEM
-from kg.namespaces import ID_BASE, PREFIXES, QUERIES_DIR
+from kg.contract import ID_BASE, PREFIXES, QUERIES_DIR
 
-from .errors import error_response
-from .formats import BadAccept, Format, NotAcceptable, negotiate
-from .named_queries import NamedQuery, bind_values, load_named_queries
-from .store import INFERENCE_GRAPHS, QueryError
+from ..http.errors import error_response
+from ..http.formats import BadAccept, Format, NotAcceptable, negotiate
+from ..named_queries import NamedQuery, bind_values, load_named_queries
+from ..store import INFERENCE_GRAPHS, QueryError
 
-bp = Blueprint("exports", __name__)
+bp = Blueprint("exports", __name__, template_folder="templates")
+ICD10CM_SYSTEM = "http://hl7.org/fhir/sid/icd-10-cm"
 
 LICENSE = "https://creativecommons.org/licenses/by/4.0/"  # the ontology's dcterms:license
 SEMAPV = "https://w3id.org/semapv/vocab/"
@@ -498,7 +498,7 @@ def run_query(xw: Crosswalk, text: str | None = None) -> bytes:
 
 def run_query_local(store, xw: Crosswalk) -> bytes:
     """The same query on an already opened store, in this process and without limits (the CLI)."""
-    from .query_worker import run
+    from ..store.query_worker import run
 
     query = xw.named_query()
     status, payload = run(store, {"query": bind_values(query.text, query.bindings({})), "format": "csv",
@@ -569,7 +569,7 @@ def index() -> Response:
         listing = _listing()
     except ExportError as exc:
         return error_response(exc.status, str(exc))
-    response = Response(render_template("exports.html", crosswalks=CROSSWALKS, listing=listing, formats=FORMATS),
+    response = Response(render_template("exports/index.html", crosswalks=CROSSWALKS, listing=listing, formats=FORMATS),
                         mimetype="text/html")
     response.headers["Vary"] = "Accept"
     return response

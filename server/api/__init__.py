@@ -6,13 +6,13 @@ import json
 
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 
-from .errors import error_response
-from .formats import RESULT_FORMATS, BadAccept, Format, NotAcceptable, negotiate
-from .named_queries import NamedQuery, ParamError, load_named_queries
+from ..http.errors import error_response
+from ..http.formats import RESULT_FORMATS, BadAccept, Format, NotAcceptable, negotiate
+from ..named_queries import NamedQuery, ParamError, load_named_queries
+from ..store import INFERENCE_GRAPHS
 from .openapi import openapi_document
-from .store import INFERENCE_GRAPHS
 
-bp = Blueprint("api", __name__, url_prefix="/api")
+bp = Blueprint("api", __name__, url_prefix="/api", template_folder="templates")
 HTML = Format("html", "text/html")
 API_FORMATS = (*RESULT_FORMATS, HTML)
 EXTENSIONS = {"json": "json", "csv": "csv", "tsv": "tsv", "xml": "xml", "html": "html"}
@@ -43,7 +43,7 @@ def index() -> Response:
                                            "params": {p.name: {"type": p.type, "default": p.default,
                                                                "description": p.description} for p in q.params}}
                                     for name, q in queries.items()}, indent=2), mimetype="application/json")
-    return Response(render_template("api_index.html", queries=queries), mimetype="text/html")
+    return Response(render_template("api/index.html", queries=queries), mimetype="text/html")
 
 
 @bp.route("/openapi.json")
@@ -79,7 +79,7 @@ def run(name: str, ext: str | None = None) -> Response:
     if fmt is HTML:
         data = json.loads(payload)
         values = {p.name: params.get(p.name, p.default) for p in query.params}
-        response = Response(render_template("api_query.html", query=query, data=data, values=values),
+        response = Response(render_template("api/query.html", query=query, data=data, values=values),
                             mimetype="text/html")
     else:
         response = Response(payload, content_type=fmt.media_type + ("; charset=utf-8" if fmt.name != "json" else ""))

@@ -25,13 +25,12 @@ from typing import Any
 import pyoxigraph as ox
 import requests
 
-from kg.namespaces import GRAPH_META, PREFIXES
-from kg.publish import ENGINE_SCHEME, engine_message, engine_url
+from kg.contract import ENGINE_SCHEME, GRAPH_META, INFERENCE_GRAPHS, PREFIXES, engine_message, engine_url
 
-from .guard import TOKENS
-from .named_queries import bind_values
-from .results import TooManyResults, limited, write_boolean, write_solutions, write_triples
-from .store import INFERENCE_GRAPHS, QueryError, SnapshotMissing
+from ..http.guard import TOKENS
+from ..http.results import TooManyResults, limited, write_boolean, write_solutions, write_triples
+from ..named_queries import bind_values
+from .base import QueryError, SnapshotMissing
 
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection to the engine
 GRACE = 2.0  # seconds the HTTP call waits beyond the engine's own time limit

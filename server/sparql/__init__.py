@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, render_template, request
 
-from .errors import error_response
-from .formats import GRAPH_FORMATS, RESULT_FORMATS, BadAccept, NotAcceptable, negotiate
-from .guard import Refused, inspect
+from ..http.errors import error_response
+from ..http.formats import GRAPH_FORMATS, RESULT_FORMATS, BadAccept, NotAcceptable, negotiate
+from ..http.guard import Refused, inspect
+from ..store import INFERENCE_GRAPHS
 from .service_description import service_description
-from .store import INFERENCE_GRAPHS
 
-bp = Blueprint("sparql", __name__)
+bp = Blueprint("sparql", __name__, template_folder="templates")
 
 SINGLE = ("query", "update", "inference")
 SD_FORMATS = GRAPH_FORMATS[:4]
@@ -102,7 +102,7 @@ def _no_query() -> Response:
     explicit_html = any(value == "text/html" for value, _ in accept)
     if explicit_html and "format" not in request.args and accept["text/html"] >= max(
             accept[f.media_type] for f in SD_FORMATS):
-        return Response(render_template("sparql.html"), mimetype="text/html")
+        return Response(render_template("sparql/sparql.html"), mimetype="text/html")
     try:
         fmt = negotiate(SD_FORMATS, request.headers.get("Accept"), request.args.get("format"))
     except BadAccept as exc:

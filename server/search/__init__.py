@@ -26,11 +26,11 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from kg.namespaces import GRAPH_ASSERTED, ID_BASE, PREFIXES
+from kg.contract import GRAPH_ASSERTED, ID_BASE, PREFIXES
 
-from .store import INFERENCE_GRAPHS
+from ..store import INFERENCE_GRAPHS
 
-bp = Blueprint("search", __name__)
+bp = Blueprint("search", __name__, template_folder="templates")
 
 SITE_BASE = "https://w3id.org/medcode/"  # IRIs below it are served locally at /{rest}
 DEFAULT_LIMIT = 50
@@ -465,7 +465,7 @@ def search() -> Response:
         for item in results:
             item["path"] = local_path(item["iri"])
             item["system_label"] = SYSTEM_LABELS.get(item["system"], item["system"])
-        response = Response(render_template("search.html", q=query, results=results, total=total,
+        response = Response(render_template("search/search.html", q=query, results=results, total=total,
                                             limit=limit, elapsed_ms=elapsed * 1000), mimetype="text/html")
     response.headers["Vary"] = "Accept"
     response.headers["Server-Timing"] = f"search;dur={elapsed * 1000:.1f}"
@@ -475,6 +475,6 @@ def search() -> Response:
 @bp.app_context_processor
 def _query_ui() -> dict[str, Any]:
     """`query_ui()` for templates/sparql.html: the YASGUI configuration, or None without the assets."""
-    from .assets import query_ui_config  # imported late: `python -m server.assets` runs it as __main__
+    from ..assets import query_ui_config  # imported late: `python -m server.assets` runs it as __main__
 
     return {"query_ui": query_ui_config}

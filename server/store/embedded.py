@@ -1,62 +1,17 @@
-"""The embedded store: a read-only snapshot, queried through killable worker processes.
-
-The app talks to a store only through `query()`, `meta`, `etag`, `graphs`, `prefixes` and `close()`;
-`server/remote_store.py` is the other implementation (a remote SPARQL engine).
-"""
+"""The embedded store: a read-only snapshot, every query under a hard time limit."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from kg.namespaces import GRAPH_ASSERTED, GRAPH_INFERRED, PREFIXES
-from kg.snapshot import current_snapshot, read_meta
+from kg.contract import INFERENCE_GRAPHS, PREFIXES, current_snapshot, read_meta
 
-from .errors import error_body
+from ..http.errors import error_body
+from ..named_queries import bind_values
+from .base import QueryError, SnapshotMissing
 from .executor import QueryExecutor, QueryTimeout, WorkerFailed
-from .named_queries import bind_values
 from .watchdog import InProcessExecutor
-
-INFERENCE_GRAPHS = {
-    "all": [str(GRAPH_ASSERTED), str(GRAPH_INFERRED)],
-    "asserted": [str(GRAPH_ASSERTED)],
-    "inferred": [str(GRAPH_INFERRED)],
-}
-
-
-class Store(Protocol):
-    """What the app needs from a store: the embedded snapshot and a remote engine both provide it."""
-
-    graphs: set[str]  # the named graphs a query may name (FROM, default-graph-uri, ...)
-    prefixes: dict[str, str]  # prefixes a query may use without declaring them
-
-    @property
-    def meta(self) -> dict[str, Any]:
-        """The live snapshot's metadata (id, build time, versions, triple counts)."""
-
-    @property
-    def etag(self) -> str:
-        """Changes whenever the data does (the snapshot id)."""
-
-    def query(self, query: str, *, fmt: str, limit: int, timeout: float, default_graph: list[str] | None,
-              named_graphs: list[str] | None, bindings: dict[str, tuple] | None = None) -> bytes:
-        """The answer serialised in `fmt`; raises QueryError with the HTTP status that says why not."""
-
-    def close(self) -> None:
-        """Release processes and connections."""
-
-
-class SnapshotMissing(RuntimeError):
-    """No snapshot has been built in the data directory yet."""
-
-
-class QueryError(Exception):
-    """A query could not be answered; `status` is the HTTP status that says why."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
 
 #: worker outcome -> (HTTP status, message prefix)
 _OUTCOMES = {"syntax": (400, "SPARQL syntax error: "), "limit": (400, ""),

@@ -12,7 +12,7 @@ from multiprocessing.connection import Connection
 
 import pyoxigraph as ox
 
-from .results import TooManyResults, write_boolean, write_solutions, write_triples
+from ..http.results import TooManyResults, write_boolean, write_solutions, write_triples
 
 
 def _graphs(names):

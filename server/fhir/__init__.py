@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request, stream_with_context
 
-from .exports import (
+from ..exports import (
     CROSSWALKS,
     FHIR_VERSIONS,
     FORMATS,
@@ -32,7 +32,7 @@ from .exports import (
     run_query,
     translate_rows,
 )
-from .store import INFERENCE_GRAPHS, QueryError
+from ..store import INFERENCE_GRAPHS, QueryError
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 FHIR_JSON = "application/fhir+json"

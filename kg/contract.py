@@ -1,0 +1,71 @@
+"""The snapshot contract: everything `server` may know of `kg` (graph IRIs, file layout, read-only access).
+
+A snapshot is a directory holding an on-disk Oxigraph store (opened read-only in a fraction of a
+second), a portable N-Quads dump and ``meta.json``. ``<data>/current`` is a symlink to the live
+one. `kg` writes snapshots; everything here only reads them, or names where a published one lives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pyoxigraph as ox
+
+from .namespaces import (
+    DCTERMS,
+    GRAPH_ASSERTED,
+    GRAPH_INFERRED,
+    GRAPH_META,
+    ID_BASE,
+    MC,
+    ONTOLOGY_IRI,
+    PREFIXES,
+    QUERIES_DIR,
+)
+
+__all__ = ["CURRENT", "DCTERMS", "ENGINE_SCHEME", "GRAPH_ASSERTED", "GRAPH_INFERRED", "GRAPH_META", "ID_BASE",
+           "INFERENCE_GRAPHS", "MC", "ONTOLOGY_IRI", "PREFIXES", "QUERIES_DIR", "current_snapshot",
+           "default_data_dir", "engine_message", "engine_url", "open_store", "read_meta"]
+
+CURRENT = "current"  # <data>/current -> snapshots/<id>, the live snapshot
+#: the default graph a query sees for each `inference=` choice
+INFERENCE_GRAPHS = {
+    "all": [str(GRAPH_ASSERTED), str(GRAPH_INFERRED)],
+    "asserted": [str(GRAPH_ASSERTED)],
+    "inferred": [str(GRAPH_INFERRED)],
+}
+ENGINE_SCHEME = "sparql+"  # MEDCODE_STORE=sparql+http://host:port/sparql names a remote engine
+
+
+def default_data_dir() -> Path:
+    """$MEDCODE_DATA, else ./data under the working directory."""
+    return Path(os.environ.get("MEDCODE_DATA", "data")).resolve()
+
+
+def current_snapshot(data_dir: Path) -> Path | None:
+    """The live snapshot's directory, or None before the first build."""
+    link = data_dir / CURRENT
+    return link.resolve() if link.exists() else None
+
+
+def read_meta(snapshot: Path) -> dict[str, Any]:
+    """The snapshot's id, build time, versions and triple counts."""
+    return json.loads((snapshot / "meta.json").read_text(encoding="utf-8"))
+
+
+def open_store(snapshot: Path) -> ox.Store:
+    """Open a snapshot's store read-only (the server never writes it)."""
+    return ox.Store.read_only(str(snapshot / "store"))
+
+
+def engine_url(location: str) -> str:
+    """The engine's HTTP URL from a MEDCODE_STORE-style location (`sparql+http://...`) or a plain URL."""
+    return location[len(ENGINE_SCHEME):] if location.startswith(ENGINE_SCHEME) else location
+
+
+def engine_message(text: str) -> str:
+    """An engine's error text, short: Virtuoso echoes the whole query after its message."""
+    return text.strip().replace("\r", "").split("\n\nSPARQL query:", 1)[0][:500]

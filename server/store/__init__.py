@@ -1,0 +1,67 @@
+"""The store the app reads: the embedded snapshot or a remote SPARQL engine, behind one interface.
+
+Flask's resource pattern: `init_app(app)` opens the store named by the settings once per process,
+`get_store()` is how every surface reaches it, and the store is closed when the process exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+
+from kg.contract import INFERENCE_GRAPHS, default_data_dir
+
+from .base import QueryError, SnapshotMissing, Store
+from .embedded import EmbeddedStore
+from .remote import RemoteStore, is_remote
+
+__all__ = ["INFERENCE_GRAPHS", "EmbeddedStore", "QueryError", "RemoteStore", "SnapshotMissing", "Store",
+           "get_store", "init_app", "open_store", "run_query", "select"]
+
+EXTENSION = "medcode.store"
+
+
+def open_store(config: dict[str, Any]) -> Store:
+    """The store the settings name: the embedded snapshot (default) or a remote SPARQL engine."""
+    location = config["MEDCODE_STORE"] or "embedded"
+    if is_remote(location):
+        return RemoteStore(location)
+    if location != "embedded":
+        raise ValueError(f"MEDCODE_STORE must be 'embedded' or sparql+http(s)://host/path, not {location!r}")
+    return EmbeddedStore(Path(config["MEDCODE_DATA"] or default_data_dir()), workers=config["QUERY_WORKERS"])
+
+
+def init_app(app: Flask) -> None:
+    """Open the app's store; it is closed when the process exits (workers, pools, connections)."""
+    store = open_store(app.config)
+    app.extensions[EXTENSION] = store
+    atexit.register(store.close)
+
+
+def get_store() -> Store:
+    """The current app's store."""
+    return current_app.extensions[EXTENSION]
+
+
+def run_query(query: str, *, fmt: str, graphs: str = "all", named: str | None = "all",
+              bindings: dict[str, tuple] | None = None, bulk: bool = False) -> bytes:
+    """A surface's own query through the app's store, under the app's limits.
+
+    `graphs`/`named` pick the default and named graphs by `inference=` name; `bulk` uses the export
+    limits (rows, time) instead of the interactive ones.
+    """
+    cfg = current_app.config
+    return get_store().query(
+        query, fmt=fmt, bindings=bindings,
+        limit=cfg["EXPORT_MAX_ROWS"] if bulk else cfg["MAX_RESULTS"],
+        timeout=cfg["EXPORT_TIMEOUT"] if bulk else cfg["QUERY_TIMEOUT"],
+        default_graph=INFERENCE_GRAPHS[graphs], named_graphs=INFERENCE_GRAPHS[named] if named else None)
+
+
+def select(query: str, **options: Any) -> list[dict[str, dict[str, str]]]:
+    """The rows of a SELECT as SPARQL JSON bindings (`run_query` options)."""
+    return json.loads(run_query(query, fmt="json", **options))["results"]["bindings"]

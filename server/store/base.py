@@ -1,0 +1,37 @@
+"""What the app needs from a store; the embedded snapshot and a remote engine both provide it."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..http.errors import HTTPError
+
+
+class Store(Protocol):
+    """What the app needs from a store: the embedded snapshot and a remote engine both provide it."""
+
+    graphs: set[str]  # the named graphs a query may name (FROM, default-graph-uri, ...)
+    prefixes: dict[str, str]  # prefixes a query may use without declaring them
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The live snapshot's metadata (id, build time, versions, triple counts)."""
+
+    @property
+    def etag(self) -> str:
+        """Changes whenever the data does (the snapshot id)."""
+
+    def query(self, query: str, *, fmt: str, limit: int, timeout: float, default_graph: list[str] | None,
+              named_graphs: list[str] | None, bindings: dict[str, tuple] | None = None) -> bytes:
+        """The answer serialised in `fmt`; raises QueryError with the HTTP status that says why not."""
+
+    def close(self) -> None:
+        """Release processes and connections."""
+
+
+class SnapshotMissing(RuntimeError):
+    """No snapshot has been built in the data directory yet."""
+
+
+class QueryError(HTTPError):
+    """A query could not be answered; `status` is the HTTP status that says why."""
