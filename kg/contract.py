@@ -26,11 +26,15 @@ from .namespaces import (
     QUERIES_DIR,
 )
 
-__all__ = ["CURRENT", "DCTERMS", "ENGINE_SCHEME", "GRAPH_ASSERTED", "GRAPH_INFERRED", "GRAPH_META", "ID_BASE",
+__all__ = ["CURRENT", "DCTERMS", "DUMP_FILE", "META_FILE", "SEARCH_INDEX", "STORE_DIR", "ENGINE_SCHEME", "GRAPH_ASSERTED", "GRAPH_INFERRED", "GRAPH_META", "ID_BASE",
            "INFERENCE_GRAPHS", "MC", "ONTOLOGY_IRI", "PREFIXES", "QUERIES_DIR", "current_snapshot",
            "default_data_dir", "engine_message", "engine_url", "open_store", "read_meta"]
 
 CURRENT = "current"  # <data>/current -> snapshots/<id>, the live snapshot
+STORE_DIR = "store"  # <snapshot>/store: the on-disk Oxigraph store
+DUMP_FILE = "medcode.nq"  # <snapshot>/medcode.nq: the portable N-Quads dump
+META_FILE = "meta.json"  # <snapshot>/meta.json: id, build time, versions, triple counts
+SEARCH_INDEX = "search.sqlite"  # <snapshot>/search.sqlite: the code search index (SQLite FTS5), read-only
 #: the default graph a query sees for each `inference=` choice
 INFERENCE_GRAPHS = {
     "all": [str(GRAPH_ASSERTED), str(GRAPH_INFERRED)],
@@ -53,12 +57,12 @@ def current_snapshot(data_dir: Path) -> Path | None:
 
 def read_meta(snapshot: Path) -> dict[str, Any]:
     """The snapshot's id, build time, versions and triple counts."""
-    return json.loads((snapshot / "meta.json").read_text(encoding="utf-8"))
+    return json.loads((snapshot / META_FILE).read_text(encoding="utf-8"))
 
 
 def open_store(snapshot: Path) -> ox.Store:
     """Open a snapshot's store read-only (the server never writes it)."""
-    return ox.Store.read_only(str(snapshot / "store"))
+    return ox.Store.read_only(str(snapshot / STORE_DIR))
 
 
 def engine_url(location: str) -> str:
