@@ -26,9 +26,11 @@ from .namespaces import (
     QUERIES_DIR,
 )
 
-__all__ = ["CURRENT", "DCTERMS", "DUMP_FILE", "META_FILE", "SEARCH_INDEX", "STORE_DIR", "ENGINE_SCHEME", "GRAPH_ASSERTED", "GRAPH_INFERRED", "GRAPH_META", "ID_BASE",
-           "INFERENCE_GRAPHS", "MC", "ONTOLOGY_IRI", "PREFIXES", "QUERIES_DIR", "current_snapshot",
-           "default_data_dir", "engine_message", "engine_url", "open_store", "read_meta"]
+__all__ = [
+    "CURRENT", "DCTERMS", "DUMP_FILE", "ENGINE_SCHEME", "GRAPH_ASSERTED", "GRAPH_INFERRED", "GRAPH_META", "ID_BASE",
+    "INFERENCE_GRAPHS", "MC", "META_FILE", "ONTOLOGY_IRI", "PREFIXES", "QUERIES_DIR", "SEARCH_INDEX", "STORE_DIR",
+    "current_snapshot", "default_data_dir", "engine_message", "engine_url", "open_store", "read_meta",
+]
 
 CURRENT = "current"  # <data>/current -> snapshots/<id>, the live snapshot
 STORE_DIR = "store"  # <snapshot>/store: the on-disk Oxigraph store
