@@ -7,10 +7,11 @@ one. `kg` writes snapshots; everything here only reads them, or names where a pu
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pyoxigraph as ox
 
@@ -28,8 +29,9 @@ from .namespaces import (
 
 __all__ = [
     "CURRENT", "DCTERMS", "DUMP_FILE", "ENGINE_SCHEME", "GRAPH_ASSERTED", "GRAPH_INFERRED", "GRAPH_META", "ID_BASE",
-    "INFERENCE_GRAPHS", "MC", "META_FILE", "ONTOLOGY_IRI", "PREFIXES", "QUERIES_DIR", "SEARCH_INDEX", "STORE_DIR",
-    "current_snapshot", "default_data_dir", "engine_message", "engine_url", "open_store", "read_meta",
+    "INFERENCE_GRAPHS", "MC", "META_FILE", "ONTOLOGY_IRI", "PIN_FILE", "PREFIXES", "QUERIES_DIR", "SEARCH_INDEX",
+    "STORE_DIR", "current_snapshot", "default_data_dir", "engine_message", "engine_url", "is_pinned", "open_store",
+    "pin", "read_meta",
 ]
 
 CURRENT = "current"  # <data>/current -> snapshots/<id>, the live snapshot
@@ -37,6 +39,7 @@ STORE_DIR = "store"  # <snapshot>/store: the on-disk Oxigraph store
 DUMP_FILE = "medcode.nq"  # <snapshot>/medcode.nq: the portable N-Quads dump
 META_FILE = "meta.json"  # <snapshot>/meta.json: id, build time, versions, triple counts
 SEARCH_INDEX = "search.sqlite"  # <snapshot>/search.sqlite: the code search index (SQLite FTS5), read-only
+PIN_FILE = ".pin"  # <snapshot>/.pin: every process serving the snapshot holds a shared lock on it
 #: the default graph a query sees for each `inference=` choice
 INFERENCE_GRAPHS = {
     "all": [str(GRAPH_ASSERTED), str(GRAPH_INFERRED)],
@@ -65,6 +68,31 @@ def read_meta(snapshot: Path) -> dict[str, Any]:
 def open_store(snapshot: Path) -> ox.Store:
     """Open a snapshot's store read-only (the server never writes it)."""
     return ox.Store.read_only(str(snapshot / STORE_DIR))
+
+
+def pin(snapshot: Path) -> IO[bytes]:
+    """Hold a shared lock on the snapshot for as long as the returned file stays open.
+
+    Pruning old snapshots skips any snapshot someone holds (see `is_pinned`), so a running server never
+    loses the files it serves; the lock goes with the process, however it ends.
+    """
+    handle = (snapshot / PIN_FILE).open("a+b")
+    fcntl.flock(handle, fcntl.LOCK_SH)
+    return handle
+
+
+def is_pinned(snapshot: Path) -> bool:
+    """Whether any process holds the snapshot (a non-blocking exclusive lock fails)."""
+    try:
+        with (snapshot / PIN_FILE).open("a+b") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except FileNotFoundError:
+        return False
+    return False
 
 
 def engine_url(location: str) -> str:
