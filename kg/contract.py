@@ -31,7 +31,7 @@ __all__ = [
     "CURRENT", "DCTERMS", "DUMP_FILE", "ENGINE_SCHEME", "GRAPH_ASSERTED", "GRAPH_INFERRED", "GRAPH_META", "ID_BASE",
     "INFERENCE_GRAPHS", "MC", "META_FILE", "ONTOLOGY_IRI", "PIN_FILE", "PREFIXES", "QUERIES_DIR", "SEARCH_INDEX",
     "STORE_DIR", "current_snapshot", "default_data_dir", "engine_message", "engine_url", "is_pinned", "open_store",
-    "pin", "read_meta",
+    "pin", "read_meta", "verify_snapshot",
 ]
 
 CURRENT = "current"  # <data>/current -> snapshots/<id>, the live snapshot
@@ -68,6 +68,31 @@ def read_meta(snapshot: Path) -> dict[str, Any]:
 def open_store(snapshot: Path) -> ox.Store:
     """Open a snapshot's store read-only (the server never writes it)."""
     return ox.Store.read_only(str(snapshot / STORE_DIR))
+
+
+def verify_snapshot(snapshot: Path) -> list[str]:
+    """What is wrong with a snapshot, if anything: unreadable metadata, a store that does not open, or graphs
+    whose triple counts differ from what the build recorded (a truncated or half-copied snapshot)."""
+    try:
+        meta = read_meta(snapshot)
+        expected = dict(meta["triples"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return [f"{snapshot / META_FILE}: unreadable ({exc})"]
+    try:
+        store = open_store(snapshot)
+    except (OSError, RuntimeError, ValueError) as exc:
+        return [f"{snapshot / STORE_DIR}: the store does not open ({str(exc).splitlines()[0]})"]
+    problems = []
+    for graph, count in expected.items():
+        query = f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"
+        try:
+            found = int(next(iter(store.query(query)))["n"].value)
+        except (OSError, RuntimeError, ValueError) as exc:
+            problems.append(f"<{graph}>: unreadable ({exc})")
+            continue
+        if found != count:
+            problems.append(f"<{graph}>: {found:,} triples where the build wrote {count:,}")
+    return problems
 
 
 def pin(snapshot: Path) -> IO[bytes]:

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import click
 
-from kg.contract import INFERENCE_GRAPHS, PREFIXES, current_snapshot, default_data_dir, open_store, read_meta
+from kg.contract import (
+    INFERENCE_GRAPHS,
+    PREFIXES,
+    current_snapshot,
+    default_data_dir,
+    open_store,
+    read_meta,
+    verify_snapshot,
+)
 from kg.records import SourceError
 
 data_option = click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -194,25 +202,35 @@ def publish(data_dir: Path | None, endpoint: str, user: str | None, password: st
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes.")
-@click.option("--dev", is_flag=True, help="Flask development server with the reloader instead of gunicorn.")
+@click.option("--dev", is_flag=True, help="One worker that restarts when the code changes.")
 @click.option("--access-log", is_flag=True, help="Log every request to standard output.")
 def serve(data_dir: Path | None, store: str, host: str, port: int, workers: int, dev: bool,
           access_log: bool) -> None:
-    """Serve the SPARQL endpoint and pages (building the graph first if there is no snapshot)."""
+    """Serve the SPARQL endpoint and pages (building the graph first if there is no snapshot).
+
+    The server keeps serving the snapshot it started with; after a new build, `kill -HUP` its pid
+    (written to <data>/serve-<port>.pid) switches every worker to it.
+    """
     data = _data(data_dir)
     os.environ["MEDCODE_STORE"] = store  # read by every (gunicorn worker's) app
-    if store == "embedded" and current_snapshot(data) is None:
-        click.echo(f"No snapshot in {data}: building it first (once).", err=True)
-        _build(data, "reasonable")
+    if store == "embedded":
+        _serveable_snapshot(data)
     _install_query_editor_once()
-    from server import create_app
-
-    if dev:
-        create_app({"MEDCODE_DATA": str(data)}).run(host=host, port=port, debug=True)
-        return
     from server.wsgi import run_gunicorn
 
-    run_gunicorn(str(data), host, port, workers, access_log)
+    run_gunicorn(data, host, port, 1 if dev else workers, access_log=access_log, reload=dev)
+
+
+def _serveable_snapshot(data: Path) -> None:
+    """Build the first snapshot if there is none; refuse to serve a damaged one."""
+    if current_snapshot(data) is None:
+        click.echo(f"No snapshot in {data}: building it first (once).", err=True)
+        _build(data, "reasonable")
+    snapshot = _snapshot_or_fail(data)
+    problems = verify_snapshot(snapshot)
+    if problems:
+        raise click.ClickException(f"the live snapshot {snapshot} is damaged; rebuild it with `medcode build`:\n  "
+                                   + "\n  ".join(problems))
 
 
 @main.command()

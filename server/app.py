@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from kg.contract import QUERIES_DIR
 
 from . import api, exports, fhir, pages, search, sparql, store
+from .http import body
 from .http.errors import HTTPError, error_response, handle_http_exception
 
 DEFAULTS: dict[str, Any] = {
@@ -50,6 +51,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if config:
         app.config.update(config)
     store.init_app(app)
+    body.init_app(app)
 
     app.register_blueprint(sparql.bp)
     app.register_blueprint(api.bp)

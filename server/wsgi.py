@@ -1,41 +1,60 @@
-"""Production serving with gunicorn (sync workers; queries run in-process under a watchdog)."""
+"""Production serving with gunicorn: sync workers, one snapshot for the whole server until it is reloaded.
+
+The arbiter resolves `<data>/current` once, pins that snapshot and hands its path to every worker, so
+a worker that replaces one retired at the time limit serves the same data as its siblings. A new
+build is switched to explicitly: SIGHUP to the arbiter (`kill -HUP $(cat <data>/serve-<port>.pid)`)
+re-resolves `current` and replaces the workers gracefully, old ones finishing what they serve.
+"""
 
 from __future__ import annotations
 
-import threading
+from pathlib import Path
+from typing import IO, Any
 
 from gunicorn.app.base import BaseApplication
 
+from kg.contract import current_snapshot, pin
 
-class _Gunicorn(BaseApplication):
-    def __init__(self, data_dir: str, options: dict) -> None:
-        self.data_dir = data_dir
-        self.options = options
+
+class SnapshotServer(BaseApplication):
+    """gunicorn with the medcode app; `load_config` runs in the arbiter at start and on every SIGHUP."""
+
+    def __init__(self, data_dir: Path, options: dict[str, Any], settings: dict[str, Any]) -> None:
+        self.data_dir, self.options, self.settings = data_dir, options, settings
+        self.snapshot: Path | None = None
+        self._pin: IO[bytes] | None = None
         super().__init__()
 
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        snapshot = current_snapshot(self.data_dir)
+        if snapshot is not None and snapshot != self.snapshot:
+            previous, self._pin, self.snapshot = self._pin, pin(snapshot), snapshot
+            if previous is not None:
+                previous.close()
 
     def load(self):
         from .app import create_app
 
-        app = create_app({"MEDCODE_DATA": self.data_dir})
-        threading.Thread(target=_warm_search_index, args=(app,), daemon=True, name="medcode-search-warmup").start()
-        return app
+        config = {**self.settings, "MEDCODE_DATA": str(self.data_dir)}
+        if self.snapshot is not None:
+            config["MEDCODE_SNAPSHOT"] = str(self.snapshot)
+        return create_app(config)
 
 
-def _warm_search_index(app) -> None:
-    """Build the worker's search index in the background, so the first search does not pay for it."""
-    from .search import get_index
-
-    with app.app_context():
-        get_index()
+def pid_file(data_dir: Path, port: int) -> Path:
+    """Where the arbiter writes its pid (for `kill -HUP`)."""
+    return data_dir / f"serve-{port}.pid"
 
 
-def run_gunicorn(data_dir: str, host: str, port: int, workers: int, access_log: bool = False) -> None:
-    options = {"bind": f"{host}:{port}", "workers": workers, "worker_class": "sync",
-               "timeout": 60, "graceful_timeout": 10, "keepalive": 5}
+def run_gunicorn(data_dir: Path, host: str, port: int, workers: int, *, access_log: bool = False,
+                 reload: bool = False, settings: dict[str, Any] | None = None) -> None:
+    """Serve until stopped (SIGTERM/SIGINT); SIGHUP switches to the data directory's current snapshot."""
+    options: dict[str, Any] = {"bind": f"{host}:{port}", "workers": workers, "worker_class": "sync",
+                               "timeout": 60, "graceful_timeout": 10, "keepalive": 5,
+                               "pidfile": str(pid_file(data_dir, port)), "reload": reload,
+                               "control_socket_disable": True}  # gunicorn 24+ would listen under ~/.gunicorn
     if access_log:
         options["accesslog"] = "-"
-    _Gunicorn(data_dir, options).run()
+    SnapshotServer(data_dir, options, settings or {}).run()

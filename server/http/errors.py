@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Response, json, request
 from werkzeug.exceptions import HTTPException
 
+TOO_LARGE = "The request body is larger than this endpoint's request-size limit."
+
 
 class HTTPError(Exception):
     """Any failure a surface answers with a status and one sentence (the app has one handler for it)."""
@@ -30,7 +32,7 @@ def error_response(status: int, message: str) -> Response:
 
 def handle_http_exception(exc: HTTPException) -> Response:
     messages = {
-        413: "The request body is larger than this endpoint's request-size limit.",
+        413: TOO_LARGE,
         404: f"{request.method} {request.path} is not served here.",
         405: f"{request.method} is not allowed on {request.path}.",
     }

@@ -46,15 +46,19 @@ class ResponseCache:
                 self.data.popitem(last=False)
 
 
-def choose(formats: tuple[Format, ...]) -> Format:
-    """The format the request asks for among `formats` (the first is the default)."""
-    override = "\x00".join(request.args.getlist("format")) or None
+def negotiate_or_fail(formats: tuple[Format, ...], override: str | None) -> Format:
+    """The format `override` (a `format=` value) or the Accept header picks; 400 if malformed, 406 if none fits."""
     try:
         return negotiate(formats, request.headers.get("Accept"), override)
     except BadAccept as exc:
         raise HTTPError(400, str(exc)) from exc
     except NotAcceptable as exc:
         raise HTTPError(406, str(exc)) from exc
+
+
+def choose(formats: tuple[Format, ...]) -> Format:
+    """The format the request asks for among `formats` (the first is the default)."""
+    return negotiate_or_fail(formats, "\x00".join(request.args.getlist("format")) or None)
 
 
 def format_url(name: str) -> str:

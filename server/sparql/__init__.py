@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, render_template, request
 
-from ..http.errors import error_response
-from ..http.formats import GRAPH_FORMATS, RESULT_FORMATS, BadAccept, NotAcceptable, negotiate
+from ..http.errors import HTTPError
+from ..http.formats import GRAPH_FORMATS, RESULT_FORMATS
 from ..http.guard import Refused, inspect
-from ..store import INFERENCE_GRAPHS
+from ..http.representations import negotiate_or_fail
+from ..store import INFERENCE_GRAPHS, get_store
 from .service_description import service_description
 
 bp = Blueprint("sparql", __name__, template_folder="templates")
@@ -16,38 +17,39 @@ SINGLE = ("query", "update", "inference")
 SD_FORMATS = GRAPH_FORMATS[:4]
 
 
-class ProtocolError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+#: POST body media type -> None (the query comes in the form) or the refusal (status, message)
+BODY_TYPES: dict[str, tuple[int, str] | None] = {
+    "application/x-www-form-urlencoded": None,
+    "application/sparql-query": None,
+    "application/sparql-update": (403, "This endpoint is read-only: SPARQL Update is not accepted."),
+    "": (400, "A POST needs a Content-Type: application/sparql-query or application/x-www-form-urlencoded."),
+}
 
 
-def _params() -> tuple[dict[str, str], dict[str, list[str]], str | None]:
-    """Single-valued params, multi-valued graph params, and the query (from wherever it came)."""
-    sources = [request.args]
-    body_query = None
+def _body() -> tuple[list, str | None]:
+    """The POST body's parameter source (a form) or its query text (a sparql-query body)."""
     ctype = (request.mimetype or "").lower()
-    if request.method == "POST":
-        if ctype == "application/x-www-form-urlencoded":
-            sources.append(request.form)
-        elif ctype == "application/sparql-query":
-            try:
-                body_query = request.get_data(cache=False).decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ProtocolError(400, "The request body is not valid UTF-8.") from exc
-        elif ctype == "application/sparql-update":
-            raise ProtocolError(403, "This endpoint is read-only: SPARQL Update is not accepted.")
-        elif not ctype:
-            raise ProtocolError(400, "A POST needs a Content-Type: application/sparql-query or "
-                                     "application/x-www-form-urlencoded.")
-        else:
-            raise ProtocolError(415, f"Unsupported Content-Type '{ctype}': use application/sparql-query or "
-                                     "application/x-www-form-urlencoded.")
+    if ctype not in BODY_TYPES:
+        raise HTTPError(415, f"Unsupported Content-Type '{ctype}': use application/sparql-query or "
+                             "application/x-www-form-urlencoded.")
+    refusal = BODY_TYPES[ctype]
+    if refusal is not None:
+        raise HTTPError(*refusal)
+    if ctype == "application/x-www-form-urlencoded":
+        return [request.form], None
+    try:
+        return [], request.get_data(cache=False).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HTTPError(400, "The request body is not valid UTF-8.") from exc
+
+
+def _single(sources: list) -> dict[str, str]:
+    """The single-valued parameters (a repeated one is a 400) and every `format` given."""
     single: dict[str, str] = {}
     for name in SINGLE:
         values = [v for src in sources for v in src.getlist(name)]
         if len(values) > 1:
-            raise ProtocolError(400, f"The parameter '{name}' was given more than once.")
+            raise HTTPError(400, f"The parameter '{name}' was given more than once.")
         if values:
             single[name] = values[0]
     # SPARQLWrapper sends format twice (e.g. json-ld and application/ld+json): keep them all and
@@ -55,25 +57,35 @@ def _params() -> tuple[dict[str, str], dict[str, list[str]], str | None]:
     formats = [v for src in sources for v in src.getlist("format")]
     if formats:
         single["format"] = "\x00".join(formats)
+    return single
+
+
+def _params() -> tuple[dict[str, str], dict[str, list[str]], str | None]:
+    """Single-valued params, multi-valued graph params, and the query (from wherever it came)."""
+    sources, body_query = [request.args], None
+    if request.method == "POST":
+        form, body_query = _body()
+        sources += form
+    single = _single(sources)
     graphs = {name: [v for src in sources for v in src.getlist(name)]
               for name in ("default-graph-uri", "named-graph-uri")}
     if body_query is not None:
         if "query" in single:
-            raise ProtocolError(400, "The query was given both in the body and as a parameter.")
+            raise HTTPError(400, "The query was given both in the body and as a parameter.")
         single["query"] = body_query
     return single, graphs, single.get("query")
 
 
 def _dataset(single: dict[str, str], graphs: dict[str, list[str]]) -> tuple[list[str] | None, list[str] | None]:
-    store = current_app.extensions["medcode.store"]
+    store = get_store()
     for name, iris in graphs.items():
         for iri in iris:
             if iri not in store.graphs:
-                raise ProtocolError(400, f"{name} <{iri}> is not a graph of this endpoint; local graphs: "
+                raise HTTPError(400, f"{name} <{iri}> is not a graph of this endpoint; local graphs: "
                                          + ", ".join(sorted(store.graphs)))
     inference = single.get("inference", "all")
     if inference not in INFERENCE_GRAPHS:
-        raise ProtocolError(400, "inference must be one of: " + ", ".join(INFERENCE_GRAPHS))
+        raise HTTPError(400, "inference must be one of: " + ", ".join(INFERENCE_GRAPHS))
     default = graphs["default-graph-uri"] or INFERENCE_GRAPHS[inference]
     named = graphs["named-graph-uri"] or None
     return default, named
@@ -81,19 +93,16 @@ def _dataset(single: dict[str, str], graphs: dict[str, list[str]]) -> tuple[list
 
 @bp.route("/sparql", methods=["GET", "POST"])
 def endpoint() -> Response:
-    try:
-        single, graphs, query = _params()
-        if "update" in single:
-            if query is not None:
-                raise ProtocolError(400, "Both 'query' and 'update' were given; send one operation.")
-            raise ProtocolError(403, "This endpoint is read-only: SPARQL Update is not accepted.")
-        if query is None:
-            if request.method == "POST":
-                raise ProtocolError(400, "Missing 'query' parameter.")
-            return _no_query()
-        return _run(query, single, graphs)
-    except ProtocolError as exc:
-        return error_response(exc.status, str(exc))
+    single, graphs, query = _params()
+    if "update" in single:
+        if query is not None:
+            raise HTTPError(400, "Both 'query' and 'update' were given; send one operation.")
+        raise HTTPError(403, "This endpoint is read-only: SPARQL Update is not accepted.")
+    if query is None:
+        if request.method == "POST":
+            raise HTTPError(400, "Missing 'query' parameter.")
+        return _no_query()
+    return _run(query, single, graphs)
 
 
 def _no_query() -> Response:
@@ -103,13 +112,8 @@ def _no_query() -> Response:
     if explicit_html and "format" not in request.args and accept["text/html"] >= max(
             accept[f.media_type] for f in SD_FORMATS):
         return Response(render_template("sparql/sparql.html"), mimetype="text/html")
-    try:
-        fmt = negotiate(SD_FORMATS, request.headers.get("Accept"), request.args.get("format"))
-    except BadAccept as exc:
-        raise ProtocolError(400, str(exc)) from exc
-    except NotAcceptable as exc:
-        raise ProtocolError(406, str(exc)) from exc
-    store = current_app.extensions["medcode.store"]
+    fmt = negotiate_or_fail(SD_FORMATS, request.args.get("format"))
+    store = get_store()
     graph = service_description(request.base_url, store.meta, current_app.config)
     rdflib_format = {"turtle": "turtle", "ntriples": "nt", "rdfxml": "xml", "jsonld": "json-ld"}[fmt.name]
     response = Response(graph.serialize(format=rdflib_format), content_type=f"{fmt.media_type}; charset=utf-8")
@@ -118,18 +122,13 @@ def _no_query() -> Response:
 
 
 def _run(query: str, single: dict[str, str], graphs: dict[str, list[str]]) -> Response:
-    store = current_app.extensions["medcode.store"]
+    store = get_store()
     try:
         inspection = inspect(query, store.graphs, store.prefixes)
     except Refused as exc:
-        raise ProtocolError(400, str(exc)) from exc
+        raise HTTPError(400, str(exc)) from exc
     formats = RESULT_FORMATS if inspection.form in ("SELECT", "ASK") else GRAPH_FORMATS
-    try:
-        fmt = negotiate(formats, request.headers.get("Accept"), single.get("format"))
-    except BadAccept as exc:
-        raise ProtocolError(400, str(exc)) from exc
-    except NotAcceptable as exc:
-        raise ProtocolError(406, str(exc)) from exc
+    fmt = negotiate_or_fail(formats, single.get("format"))
     default, named = _dataset(single, graphs)
     if inspection.from_graphs or inspection.from_named_graphs:
         default, named = None, None  # the query's own FROM clauses (local graphs only) define its dataset

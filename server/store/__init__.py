@@ -32,7 +32,8 @@ def open_store(config: dict[str, Any]) -> Store:
         return RemoteStore(location)
     if location != "embedded":
         raise ValueError(f"MEDCODE_STORE must be 'embedded' or sparql+http(s)://host/path, not {location!r}")
-    return EmbeddedStore(Path(config["MEDCODE_DATA"] or default_data_dir()), workers=config["QUERY_WORKERS"])
+    snapshot = config.get("MEDCODE_SNAPSHOT")
+    return EmbeddedStore(Path(config["MEDCODE_DATA"] or default_data_dir()), Path(snapshot) if snapshot else None)
 
 
 def init_app(app: Flask) -> None:

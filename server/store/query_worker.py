@@ -1,14 +1,6 @@
-"""The process that runs queries. It can be killed at any moment, which is the whole point.
-
-A thread cannot be stopped mid-query, so each query runs in a worker process; when the time limit
-passes, the server kills the worker, answers 503 and starts a fresh one. The worker imports only
-pyoxigraph and the result writers, and opens the snapshot read-only.
-"""
+"""One query against an open Oxigraph store, answered as bytes in the asked format or as an outcome."""
 
 from __future__ import annotations
-
-import signal
-from multiprocessing.connection import Connection
 
 import pyoxigraph as ox
 
@@ -17,22 +9,6 @@ from ..http.results import TooManyResults, write_boolean, write_solutions, write
 
 def _graphs(names):
     return [ox.NamedNode(n) for n in names] if names is not None else None
-
-
-def serve(conn: Connection, store_path: str) -> None:
-    """Answer requests from `conn` until it closes: (query, options) -> (status, payload)."""
-    # a forked worker inherits the server's signal handlers (gunicorn ignores or traps several):
-    # restore the defaults so that stopping the server stops its query workers too
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
-                signal.SIGCHLD, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU):
-        signal.signal(sig, signal.SIG_DFL)
-    store = ox.Store.read_only(store_path)
-    while True:
-        try:
-            request = conn.recv()
-        except EOFError:
-            return
-        conn.send(run(store, request))
 
 
 def run(store: ox.Store, request: dict) -> tuple[str, object]:
