@@ -1,0 +1,37 @@
+"""Any resource of the graph: a code gets the code page, anything else the generic page of its facts
+and of what points at it; the RDF version is its description plus the page of reverse links shown."""
+
+from __future__ import annotations
+
+from flask import request
+
+from ..http.formats import Format
+from .code import code_html
+from .describe import describe, describe_rdf, empty, group
+from .labels import CODE_CLASSES
+from .paging import children, reverse_links, reverse_triples
+from .respond import render
+from .terms import BROADER, ONTOLOGY, TYPE
+from .view import View, public_base
+
+
+def resource_rdf(iri: str, fmt: Format) -> bytes:
+    """The description, the shown page of reverse links and (for ICD-10-CM) the shown page of children."""
+    view = View()
+    extra = reverse_triples(iri, reverse_links(iri, view))
+    if request.args.get("cpage") or iri.startswith(public_base() + "id/icd10cm"):
+        extra += [(c.iri, BROADER, iri) for c in children(iri, view).rows]
+    return describe_rdf(iri, fmt, extra)
+
+
+def resource_html(iri: str) -> str:
+    """The code page for a code, else the generic page."""
+    view = View()
+    d = describe(iri) or empty(iri)  # known only as an object: a page of reverse links
+    view.load(d.iris())
+    view.load([iri])
+    rev = reverse_links(iri, view)
+    if d.types() & CODE_CLASSES:
+        return code_html(iri, d, view, rev)
+    return render("pages/resource.html", V=view, iri=iri, d=d, me=view.link(iri), rev=rev,
+                  groups=group(d.facts, skip={TYPE}), types=d.get(TYPE), ontology_term=iri.startswith(ONTOLOGY))

@@ -1,0 +1,141 @@
+"""Links as pages show them: local paths for the graph's own IRIs, labels fetched in bulk per request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import quote, urlencode
+
+from flask import current_app, request
+
+from ..codes import curie
+from .labels import ICD_LEVELS, STANDARD_LABELS
+from .terms import (
+    BILLABLE,
+    LABEL,
+    NOTATION,
+    PREF,
+    TITLE,
+    TYPE,
+    Term,
+    chunks,
+    iri_list,
+    natural,
+    select_terms,
+    valid_iri,
+)
+from .vocab import vocab
+
+
+@dataclass
+class Link:
+    """What a template needs to show one resource: where it is, its code and its name."""
+
+    iri: str
+    href: str | None
+    notation: str = ""
+    label: str = ""
+    billable: bool | None = None
+    level: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.label or self.notation or curie(self.iri)
+
+
+def by_notation(link: Link) -> list:
+    """Sort key for links: notation in natural order, the IRI for those without one."""
+    return natural(link.notation or link.iri)
+
+
+def public_base() -> str:
+    """The PUBLIC_BASE setting, with its trailing slash: the IRIs served under this app's paths."""
+    base = current_app.config["PUBLIC_BASE"]
+    return base if base.endswith("/") else base + "/"
+
+
+def local_href(iri: str) -> str | None:
+    """A local path for IRIs under PUBLIC_BASE; other http(s) IRIs stay absolute."""
+    base = public_base()
+    if iri.startswith(base):
+        return request.script_root + "/" + quote(iri[len(base):], safe="/#:@!$&'()*+,;=-._~")
+    if iri.startswith(("http://", "https://")):
+        return iri
+    return None
+
+
+def _fallback(iri: str) -> str:
+    base = public_base()
+    if iri.startswith(base + "id/"):
+        return iri[len(base) + 3:]
+    return curie(iri)
+
+
+class View:
+    """Per-request label cache and link builder, handed to templates as `V`."""
+
+    def __init__(self) -> None:
+        self.vocab = vocab()
+        self.info: dict[str, dict[str, list[Term]]] = {}
+
+    def load(self, iris: Iterable[str], extra: tuple[str, ...] = ()) -> None:
+        """Fetch notation, labels, billable flag and types (plus `extra` properties) for many IRIs at once."""
+        props = (NOTATION, PREF, LABEL, TITLE, BILLABLE, TYPE, *extra)
+        todo = sorted({i for i in iris if valid_iri(i) and (extra or i not in self.info)})
+        for iri in todo:
+            self.info.setdefault(iri, {})
+        for chunk in chunks(todo):
+            # (VALUES ?x, then FILTER on ?p: two VALUES blocks make the planner scan every triple)
+            rows = select_terms(f"SELECT ?x ?p ?v WHERE {{ VALUES ?x {{ {iri_list(chunk)} }} ?x ?p ?v "
+                                f"FILTER(?p IN ({', '.join(iri_list([p]) for p in props)})) }}")
+            for row in rows:
+                vals = self.info[row["x"].value].setdefault(row["p"].value, [])
+                if row["v"] not in vals:
+                    vals.append(row["v"])
+
+    def values(self, iri: str, prop: str) -> list[Term]:
+        return self.info.get(iri, {}).get(prop, [])
+
+    def first(self, iri: str, prop: str) -> str:
+        """The English (or untagged) value, else any value, else ''."""
+        vals = self.values(iri, prop)
+        for v in vals:
+            if v.lang in ("en", ""):
+                return v.value
+        return vals[0].value if vals else ""
+
+    def link(self, iri: str) -> Link:
+        """The link to `iri`, with what `load` fetched for it (else the vocabulary's or a standard label)."""
+        info = self.info.get(iri)
+        if info is None:
+            label = self.vocab.labels.get(iri) or STANDARD_LABELS.get(iri, "")
+            return Link(iri, local_href(iri), "", label or curie(iri))
+        label = self.first(iri, PREF) or self.first(iri, LABEL) or self.first(iri, TITLE) or \
+            self.vocab.labels.get(iri, "") or STANDARD_LABELS.get(iri, "")
+        billable = self.first(iri, BILLABLE)
+        level = next((ICD_LEVELS[t.value] for t in self.values(iri, TYPE) if t.value in ICD_LEVELS), "")
+        return Link(iri, local_href(iri), self.first(iri, NOTATION), label or _fallback(iri),
+                    None if not billable else billable == "true", level)
+
+    def prop(self, iri: str) -> Link:
+        """The link to a property, named by the ontology's label."""
+        return Link(iri, local_href(iri), "", self.vocab.label(iri))
+
+    def curie(self, iri: str) -> str:
+        """The shared CURIE of `iri`, for templates."""
+        return curie(iri)
+
+    def notation_key(self, iri: str) -> list:
+        """Sort key: the resource's notation in natural order (G89.2 before G89.10)."""
+        return natural(self.link(iri).notation)
+
+    @staticmethod
+    def url(**changes: object) -> str:
+        """The current URL with some query parameters changed (None removes one)."""
+        args = {k: v for k, v in request.args.items()}
+        for k, v in changes.items():
+            if v is None:
+                args.pop(k, None)
+            else:
+                args[k] = str(v)
+        return request.script_root + request.path + ("?" + urlencode(args) if args else "")
