@@ -45,7 +45,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         """Every surface (protocol, API, pages, exports) answers a failure the same way."""
         if exc.status >= 500:
             app.logger.error("query failed: %s", exc)
-        return error_response(exc.status, str(exc))
+        response = error_response(exc.status, str(exc))
+        response.vary.add("Accept")  # the error's shape follows the Accept header
+        return response
 
     @app.route("/")
     def index() -> str:

@@ -35,7 +35,7 @@ def curie(iri: str) -> str:
 
 def expand(value: str) -> str:
     """The IRI of a CURIE in the map, else the value unchanged."""
-    return CONVERTER.expand(value) or value
+    return (CONVERTER.expand(value) if ":" in value else None) or value
 
 
 def edit_distance(a: str, b: str, limit: int) -> int:

@@ -62,9 +62,9 @@ def choose(formats: tuple[Format, ...]) -> Format:
 
 
 def format_url(name: str) -> str:
-    """This request's URL with `?format=name` (other arguments kept)."""
+    """This request's path (under the app's mount point) with `?format=name`, other arguments kept."""
     args = [(k, v) for k, v in request.args.items(multi=True) if k != "format"] + [("format", name)]
-    return request.base_url + "?" + urlencode(args)
+    return request.script_root + request.path + "?" + urlencode(args)
 
 
 def alternate_links(formats: Iterable[Format], chosen: Format) -> str:

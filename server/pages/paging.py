@@ -78,7 +78,7 @@ def rel_arg() -> str | None:
     rel = request.args.get("rel")
     if not rel:
         return None
-    iri = expand(rel) if ":" in rel else rel  # (codes.expand raises on a value without a colon)
+    iri = expand(rel)
     if not valid_iri(iri):
         raise HTTPError(400, f"'rel' must be an IRI or a prefixed name, not '{iri}'.")
     return iri
