@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .named_queries import NamedQuery, bind_values, load_named_queries
+from .named_queries import NamedQuery, ParamError, bind_values, current_queries
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "@zazuko/yasgui"
@@ -85,7 +85,7 @@ def tab_query(query: NamedQuery) -> str:
     binds them (a VALUES block opening the WHERE group), so the tab runs as the API's default call."""
     try:
         return bind_values(query.text, query.bindings({}))
-    except ValueError:  # a parameter without a default (ParamError), or nowhere to bind it
+    except (ParamError, ValueError):  # a parameter without a default, or nowhere to bind it
         return query.text
 
 
@@ -94,18 +94,17 @@ def query_ui_config() -> dict[str, Any] | None:
     the YASGUI files are not installed. Called from templates/sparql.html."""
     if not installed():
         return None
-    from flask import current_app, request, url_for
+    from flask import request, url_for
 
     from kg.contract import PREFIXES
 
-    queries = load_named_queries(Path(current_app.config["QUERIES_DIR"]))
     return {
         "endpoint": url_for("sparql.endpoint"),
         "siteBase": SITE_BASE,
         "localRoot": request.script_root + "/",
         "prefixes": PREFIXES,
         "tabs": [{"name": q.name, "title": q.title, "description": q.description, "query": tab_query(q)}
-                 for q in queries.values()],
+                 for q in current_queries().values()],
     }
 
 

@@ -1,10 +1,18 @@
 """Named queries are data: each `.rq` in queries/ with a `#+ ` YAML header becomes an API operation,
-a CLI command and a tab in the query UI. Parameters are bound as RDF terms, never spliced into text."""
+a CLI command, a tab in the query UI and, when its header has an `export:` block, a crosswalk export.
+Parameters are bound as RDF terms, never spliced into text.
+
+The header is YAML in the file's leading `#+ ` lines, so the file stays valid SPARQL: `title`
+(required), `description`, `params` (name -> {type, default, description}); other blocks (such as
+`export:`) are kept in `header` for the surface that reads them. Bad YAML or a bad field is a
+`HeaderError` naming the file, raised when the queries are loaded (the app does so at start-up).
+"""
 
 from __future__ import annotations
 
 import datetime
 import re
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -12,20 +20,26 @@ from typing import Any
 
 import pyoxigraph as ox
 import yaml
+from flask import current_app, has_app_context
 
-from kg.contract import QUERIES_DIR
+from kg.contract import INFERENCE_GRAPHS, PREFIXES, QUERIES_DIR
 
+from .http.errors import HTTPError
 from .http.guard import FORMS, TOKENS
 
 TYPES = ("string", "integer", "iri", "date", "boolean")
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
-class ParamError(ValueError):
-    """A parameter value does not fit its declared type (the message names the parameter)."""
+class HeaderError(ValueError):
+    """A query file's `#+ ` header is not valid YAML or misses a field (the message names the file)."""
+
+
+class ParamError(HTTPError):
+    """A parameter value does not fit its declared type: a 400 naming the parameter."""
 
     def __init__(self, name: str, message: str) -> None:
-        super().__init__(f"parameter '{name}': {message}")
+        super().__init__(400, f"parameter '{name}': {message}")
         self.name = name
 
 
@@ -64,11 +78,13 @@ class Param:
 
 @dataclass(frozen=True)
 class NamedQuery:
-    name: str
+    name: str          # the file's stem: /api/{name}, `medcode query {name}`
     title: str
     description: str
     text: str
+    path: Path         # the file it was read from (error messages name it)
     params: tuple[Param, ...] = field(default_factory=tuple)
+    header: dict[str, Any] = field(default_factory=dict, compare=False)  # the whole `#+ ` YAML header
 
     def bindings(self, given: dict[str, str]) -> dict[str, tuple]:
         """Bind every declared parameter (given value or default); unknown names are an error."""
@@ -85,23 +101,42 @@ class NamedQuery:
         return out
 
 
-def parse_named_query(path: Path) -> NamedQuery:
-    text = path.read_text(encoding="utf-8")
-    header = "\n".join(line[3:] for line in text.splitlines() if line.startswith("#+ "))
-    meta = yaml.safe_load(header) or {}
+def _header(path: Path, text: str) -> dict[str, Any]:
+    """The YAML of the file's `#+ ` lines, as a mapping."""
+    try:
+        meta = yaml.safe_load("\n".join(line[3:] for line in text.splitlines() if line.startswith("#+ "))) or {}
+    except yaml.YAMLError as exc:
+        raise HeaderError(f"{path}: the '#+ ' header is not valid YAML: {exc}") from exc
     if not isinstance(meta, dict):
-        raise ValueError(f"{path}: the '#+ ' header must be a YAML mapping")
+        raise HeaderError(f"{path}: the '#+ ' header must be a YAML mapping")
+    if not isinstance(meta.get("title"), str) or not meta["title"].strip():
+        raise HeaderError(f"{path}: the '#+ ' header needs a title")
+    return meta
+
+
+def _params(path: Path, specs: Any) -> tuple[Param, ...]:
+    if not isinstance(specs, dict):
+        raise HeaderError(f"{path}: 'params' must map each parameter name to its type, default and description")
     params = []
-    for name, spec in (meta.get("params") or {}).items():
+    for name, spec in specs.items():
         spec = spec or {}
+        if not isinstance(spec, dict):
+            raise HeaderError(f"{path}: parameter '{name}' must be a mapping (type, default, description)")
         ptype = spec.get("type", "string")
         if ptype not in TYPES:
-            raise ValueError(f"{path}: parameter '{name}' has unknown type '{ptype}' (one of {', '.join(TYPES)})")
+            raise HeaderError(f"{path}: parameter '{name}' has unknown type '{ptype}' (one of {', '.join(TYPES)})")
         params.append(Param(str(name), ptype, spec.get("default"), str(spec.get("description", ""))))
-    name = path.stem
-    if not NAME.match(name):
-        raise ValueError(f"{path}: query names are lowercase words joined by '-'")
-    return NamedQuery(name, str(meta.get("title", name)), str(meta.get("description", "")), text, tuple(params))
+    return tuple(params)
+
+
+def parse_named_query(path: Path) -> NamedQuery:
+    """One query file; a HeaderError naming the file when its header is not right."""
+    if not NAME.match(path.stem):
+        raise HeaderError(f"{path}: query names are lowercase words joined by '-'")
+    text = path.read_text(encoding="utf-8")
+    meta = _header(path, text)
+    return NamedQuery(path.stem, meta["title"], str(meta.get("description", "")), text, path,
+                      _params(path, meta.get("params") or {}), meta)
 
 
 def _term(spec: tuple[str, str, str | None]):
@@ -138,4 +173,27 @@ def bind_values(query: str, bindings: dict[str, tuple[str, str, str | None]]) ->
 
 @lru_cache(maxsize=4)
 def load_named_queries(directory: Path = QUERIES_DIR) -> dict[str, NamedQuery]:
-    return {q.name: q for q in (parse_named_query(p) for p in sorted(directory.glob("*.rq")))}
+    """Every query file of `directory`, by name (read once per process)."""
+    return {q.name: q for q in (parse_named_query(p) for p in sorted(Path(directory).glob("*.rq")))}
+
+
+def queries_dir() -> Path:
+    """The app's QUERIES_DIR, or the project's queries/ outside an app (the CLI)."""
+    return Path(current_app.config["QUERIES_DIR"]) if has_app_context() else QUERIES_DIR
+
+
+def current_queries() -> dict[str, NamedQuery]:
+    """The named queries of `queries_dir()`."""
+    return load_named_queries(queries_dir())
+
+
+def run_local(store: ox.Store, query: NamedQuery, given: dict[str, str], *, fmt: str, graphs: str = "all") -> bytes:
+    """A named query on an opened snapshot store, in this process and without limits (the CLI)."""
+    from .store.query_worker import run  # here, not above: the store package imports this module
+
+    status, payload = run(store, {"query": bind_values(query.text, query.bindings(given)), "format": fmt,
+                                  "limit": sys.maxsize, "prefixes": PREFIXES,
+                                  "default_graph": INFERENCE_GRAPHS[graphs], "named_graphs": None})
+    if status != "ok":
+        raise HTTPError(400 if status == "syntax" else 500, f"named query {query.name} failed: {payload}")
+    return payload

@@ -3,83 +3,80 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
+from flask import Blueprint, Response, render_template, request, url_for
+from flask.blueprints import BlueprintSetupState
 
-from ..http.errors import error_response
-from ..http.formats import RESULT_FORMATS, BadAccept, Format, NotAcceptable, negotiate
-from ..named_queries import NamedQuery, ParamError, load_named_queries
-from ..store import INFERENCE_GRAPHS
+from ..http.errors import HTTPError
+from ..http.formats import RESULT_FORMATS, Format
+from ..http.representations import choose, represent
+from ..named_queries import NamedQuery, current_queries, load_named_queries
+from ..store import get_store, run_query
 from .openapi import openapi_document
 
 bp = Blueprint("api", __name__, url_prefix="/api", template_folder="templates")
 HTML = Format("html", "text/html")
+JSON = Format("json", "application/json")
 API_FORMATS = (*RESULT_FORMATS, HTML)
-EXTENSIONS = {"json": "json", "csv": "csv", "tsv": "tsv", "xml": "xml", "html": "html"}
 
 
-def named_queries() -> dict[str, NamedQuery]:
-    return load_named_queries(current_app.config["QUERIES_DIR"])
+@bp.record_once
+def _load(state: BlueprintSetupState) -> None:
+    """Read the named queries when the app is made, so that a bad header stops it at once."""
+    load_named_queries(Path(state.app.config["QUERIES_DIR"]))
 
 
 def run_named(query: NamedQuery, params: dict[str, str], fmt: str) -> bytes:
-    """Run a named query with bound parameters; the same protections as /sparql apply."""
-    store = current_app.extensions["medcode.store"]
-    return store.query(query.text, fmt=fmt, limit=current_app.config["MAX_RESULTS"],
-                       timeout=current_app.config["QUERY_TIMEOUT"], default_graph=INFERENCE_GRAPHS["all"],
-                       named_graphs=None,
-                       bindings=query.bindings(params))
+    """Run a named query with bound parameters; the same protections and limits as /sparql apply."""
+    return run_query(query.text, fmt=fmt, named=None, bindings=query.bindings(params))
+
+
+def _listing() -> dict[str, Any]:
+    return {name: {"title": q.title, "description": q.description, "url": url_for("api.run", name=name, _external=True),
+                   "params": {p.name: {"type": p.type, "default": p.default, "description": p.description}
+                              for p in q.params}}
+            for name, q in current_queries().items()}
 
 
 @bp.route("")
 @bp.route("/")
 def index() -> Response:
-    queries = named_queries()
-    wants_json = request.args.get("format") == "json" or (
-        request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json")
-    if wants_json:
-        return Response(json.dumps({name: {"title": q.title, "description": q.description,
-                                           "url": url_for("api.run", name=name, _external=True),
-                                           "params": {p.name: {"type": p.type, "default": p.default,
-                                                               "description": p.description} for p in q.params}}
-                                    for name, q in queries.items()}, indent=2), mimetype="application/json")
-    return Response(render_template("api/index.html", queries=queries), mimetype="text/html")
+    """The named queries, as HTML or JSON."""
+    def build(fmt: Format) -> str:
+        if fmt is JSON:
+            return json.dumps(_listing(), indent=2)
+        return render_template("api/index.html", queries=current_queries())
+
+    return represent((HTML, JSON), build, snapshot=get_store().etag, tag="api", cached=False,
+                     content_type=lambda fmt: fmt.media_type + ("; charset=utf-8" if fmt is HTML else ""))
 
 
 @bp.route("/openapi.json")
 def openapi() -> Response:
-    doc = openapi_document(named_queries(), request.url_root.rstrip("/"))
+    """The OpenAPI 3.1 description of every operation."""
+    doc = openapi_document(current_queries(), request.url_root.rstrip("/"))
     return Response(json.dumps(doc, indent=2), mimetype="application/json")
 
 
 @bp.route("/<name>")
 @bp.route("/<name>.<ext>")
 def run(name: str, ext: str | None = None) -> Response:
-    query = named_queries().get(name)
+    """Run the named query: the format from the extension, else negotiated; parameters from the query string."""
+    query = current_queries().get(name)
     if query is None:
-        abort(404)
-    params = {k: v for k, v in request.args.items() if k != "format"}
+        raise HTTPError(404, f"No named query '{name}' here; /api/ lists them.")
     if any(len(request.args.getlist(k)) > 1 for k in request.args):
-        return error_response(400, "Each parameter may be given once.")
-    try:
-        if ext is not None:
-            if ext not in EXTENSIONS:
-                abort(404)
-            fmt = next(f for f in API_FORMATS if f.name == EXTENSIONS[ext])
-        else:
-            fmt = negotiate(API_FORMATS, request.headers.get("Accept"), request.args.get("format"))
-    except BadAccept as exc:
-        return error_response(400, str(exc))
-    except NotAcceptable as exc:
-        return error_response(406, str(exc))
-    try:
-        payload = run_named(query, params, "json" if fmt is HTML else fmt.name)
-    except ParamError as exc:
-        return error_response(400, str(exc))
+        raise HTTPError(400, "Each parameter may be given once.")
+    fmt = choose(API_FORMATS) if ext is None else next((f for f in API_FORMATS if f.name == ext), None)
+    if fmt is None:
+        raise HTTPError(404, f"'{name}.{ext}': unknown format; one of {', '.join(f.name for f in API_FORMATS)}.")
+    params = {k: v for k, v in request.args.items() if k != "format"}
+    payload = run_named(query, params, "json" if fmt is HTML else fmt.name)
     if fmt is HTML:
-        data = json.loads(payload)
         values = {p.name: params.get(p.name, p.default) for p in query.params}
-        response = Response(render_template("api/query.html", query=query, data=data, values=values),
+        response = Response(render_template("api/query.html", query=query, data=json.loads(payload), values=values),
                             mimetype="text/html")
     else:
         response = Response(payload, content_type=fmt.media_type + ("; charset=utf-8" if fmt.name != "json" else ""))
