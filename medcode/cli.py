@@ -114,8 +114,8 @@ def sparql(query: str, data_dir: Path | None, fmt: str | None, inference: str) -
 @click.option("--format", "fmt", type=click.Choice(["json", "xml", "csv", "tsv"]), default="tsv", show_default=True)
 def query(name: str, params: tuple[str, ...], data_dir: Path | None, fmt: str) -> None:
     """Run a named query from queries/ (`medcode query not-reported-with --param code=95990`)."""
-    from server.named_queries import ParamError, bind_values, load_named_queries
-    from server.store.query_worker import run
+    from server.http.errors import HTTPError
+    from server.named_queries import load_named_queries, run_local
 
     queries = load_named_queries()
     if name not in queries:
@@ -127,15 +127,9 @@ def query(name: str, params: tuple[str, ...], data_dir: Path | None, fmt: str) -
             raise click.ClickException(f"--param '{item}' is not of the form key=value")
         given[key] = value
     try:
-        bindings = queries[name].bindings(given)
-    except ParamError as exc:
+        payload = run_local(open_store(_snapshot_or_fail(_data(data_dir))), queries[name], given, fmt=fmt)
+    except HTTPError as exc:  # a parameter that does not fit its type, or the query failing
         raise click.ClickException(str(exc)) from exc
-    store = open_store(_snapshot_or_fail(_data(data_dir)))
-    status, payload = run(store, {"query": bind_values(queries[name].text, bindings), "format": fmt,
-                                  "limit": sys.maxsize, "prefixes": PREFIXES,
-                                  "default_graph": INFERENCE_GRAPHS["all"], "named_graphs": None})
-    if status != "ok":
-        raise click.ClickException(str(payload))
     click.echo(payload.decode("utf-8"), nl=False)
 
 
@@ -247,10 +241,11 @@ def export(name: str | None, data_dir: Path | None, fmt: str, fhir_version: str,
 
     Without NAME, list the crosswalks and the formats each comes in.
     """
-    import os
-
-    from server import DEFAULTS
-    from server.exports import CROSSWALKS, ExportError, ExportMeta, export_text, resolve_format, run_query_local
+    from server.exports import CROSSWALKS
+    from server.exports.writers import ExportMeta, export_text, resolve_format
+    from server.http.errors import HTTPError
+    from server.named_queries import run_local
+    from server.settings import DEFAULTS, from_environment
 
     if name is None:
         for xw in CROSSWALKS.values():
@@ -267,10 +262,10 @@ def export(name: str | None, data_dir: Path | None, fmt: str, fhir_version: str,
         raise click.ClickException(f"{name} is not available as {form.label}; formats: {', '.join(xw.formats)}")
     snapshot = _snapshot_or_fail(_data(data_dir))
     try:
-        payload = run_query_local(open_store(snapshot), xw)
-    except ExportError as exc:
+        payload = run_local(open_store(snapshot), xw.named_query(), {}, fmt="csv", graphs=xw.graphs)
+    except HTTPError as exc:
         raise click.ClickException(str(exc)) from exc
-    base = os.environ.get("MEDCODE_PUBLIC_BASE") or DEFAULTS["PUBLIC_BASE"]
+    base = from_environment().get("PUBLIC_BASE", DEFAULTS["PUBLIC_BASE"])
     chunks = export_text(xw, form, payload, ExportMeta.from_snapshot(read_meta(snapshot), base), fhir_version)
     if output is None:
         for chunk in chunks:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -21,10 +22,13 @@ from sssom.constants import SchemaValidationType
 from sssom.parsers import parse_sssom_table
 from sssom.validators import validate
 
-from kg.namespaces import PREFIXES
+from kg.namespaces import PREFIXES, QUERIES_DIR
 from medcode.cli import main
 from server import create_app
-from server.exports import CROSSWALKS, FORMATS, RELATIONSHIPS, export_meta, export_text, run_query
+from server.exports import CROSSWALKS, FORMATS, RELATIONSHIPS, export_meta, export_text
+from server.exports import run_crosswalk as run_query
+from server.exports.crosswalks import load_crosswalks
+from server.named_queries import HeaderError
 
 CPT = "http://www.ama-assn.org/go/cpt"
 HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
@@ -391,3 +395,55 @@ def test_cli_export(data_dir: Path, tmp_path: Path, export) -> None:
     assert runner.invoke(main, ["export", "ncci-ptp-edits", "--format", "ttl", "--data", str(data_dir)]).exit_code
     assert runner.invoke(main, ["export", "nope", "--data", str(data_dir)]).exit_code
     assert runner.invoke(main, ["export", "device-crosswalk", "--format", "xlsx", "--data", str(data_dir)]).exit_code
+
+
+# ------------------------------------------------------------------------------ crosswalks are query files
+
+ROUTES_QUERY = """#+ title: Routes of each code
+#+ export:
+#+   name: code-routes
+#+   title: Codes and their routes of drug delivery
+#+   kind: table
+#+   columns: [code, route]
+#+   headers: {code: Code, route: Route}
+PREFIX mc: <https://w3id.org/medcode/ontology#>
+PREFIX skos: <http://www.w3.org/2004/02/skos/core#>
+SELECT ?code ?route WHERE { ?c skos:notation ?code ; mc:route ?route } ORDER BY ?code ?route
+"""
+
+
+def test_one_query_file_adds_its_operation_and_export(data_dir: Path, tmp_path: Path) -> None:
+    for path in QUERIES_DIR.glob("*.rq"):
+        shutil.copy(path, tmp_path)
+    (tmp_path / "code-routes.rq").write_text(ROUTES_QUERY, encoding="utf-8")
+    app = create_app({"MEDCODE_DATA": str(data_dir), "QUERIES_DIR": tmp_path})
+    try:
+        client = app.test_client()
+        assert client.get("/api/code-routes.csv").status_code == 200
+        assert "/api/code-routes" in client.get("/api/openapi.json").get_json()["paths"]
+        listing = client.get("/export.json").get_json()["crosswalks"]
+        assert set(listing) == set(MAPPINGS + TABLES + ["code-routes"])
+        assert set(listing["code-routes"]["downloads"]) == {"csv", "json"}
+        rows = list(csv.reader(io.StringIO(client.get("/export/code-routes.csv").get_data(as_text=True))))
+        assert rows[0] == ["Code", "Route"] and ["96522", PREFIXES["mc"] + "Intravenous"] in rows
+        assert client.get("/export/code-routes.ttl").status_code == 406
+    finally:
+        app.extensions["medcode.store"].close()
+
+
+@pytest.mark.parametrize("header,message", [
+    ("#+ title: [not closed\n", "not valid YAML"),
+    ("#+ description: no title\n", "needs a title"),
+    ("#+ title: T\n#+ export: {title: X, kind: table, columns: [a]}\n", "needs name"),
+    ("#+ title: T\n#+ export: {name: x, title: X, kind: table, columns: [a], formats: [ttl]}\n", "table is not"),
+    ("#+ title: T\n#+ export: {name: x, title: X, kind: mapping, columns: [a]}\n", "a mapping's columns need"),
+    ("#+ title: T\n#+ export: {name: x, title: X, kind: table, columns: [a], comment: '{b}'}\n", "comment names b"),
+    ("#+ title: T\n#+ export: {name: x, title: X, kind: table, columns: [a], pivot: nope}\n", "pivot 'nope'"),
+    ("#+ title: T\n#+ export: {name: x, title: X, kind: table, colums: [a]}\n", "unknown export field colums"),
+])
+def test_bad_header_is_a_load_error_naming_the_file(tmp_path: Path, header: str, message: str) -> None:
+    path = tmp_path / "bad-query.rq"
+    path.write_text(header + "SELECT * WHERE { ?s ?p ?o }\n", encoding="utf-8")
+    with pytest.raises(HeaderError, match=message) as failure:
+        load_crosswalks(tmp_path)
+    assert str(path) in str(failure.value)

@@ -1,0 +1,58 @@
+"""Row shaping that is genuinely code, picked by name from a crosswalk's header (`rows:` or `pivot:`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Table:
+    """A crosswalk's rows, ready to write: keys in `columns` order, CSV header names in `headers`."""
+
+    columns: list[str]
+    headers: list[str]
+    rows: Iterator[dict[str, str]]
+
+
+def sorted_list(value: str) -> str:
+    """A GROUP_CONCAT's '; '-separated values sorted, each once (SPARQL cannot order inside GROUP_CONCAT)."""
+    return "; ".join(sorted(set(filter(None, value.split("; ")))))
+
+
+def _icd10cm_kind(iri: str) -> str:
+    return "chapter" if "/icd10cm/chapter/" in iri else "block" if "/icd10cm/block/" in iri else "code"
+
+
+def icd10cm_codes(row: dict[str, str]) -> dict[str, str]:
+    """Each side's code (the IRI's last segment: a chapter number, a block range or a code) and kind."""
+    s, o = row["subject_iri"], row["object_iri"]
+    return {**row, "subject_code": s.rsplit("/", 1)[1], "object_code": o.rsplit("/", 1)[1],
+            "subject_kind": _icd10cm_kind(s), "object_kind": _icd10cm_kind(o)}
+
+
+def fee_schedule(raw: Iterable[dict[str, str]]) -> Table:
+    """One row per code; for each indicator (alphabetical by property name) its value and meaning."""
+    indicators: set[str] = set()
+    codes: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in raw:
+        name = row["indicator"].rsplit("#", 1)[-1]
+        indicators.add(name)
+        if not row["code"]:
+            continue
+        entry = codes.setdefault((row["system"], row["code"]), {
+            "system": row["system"], "code": row["code"], "label": row["label"], "code_iri": row["code_iri"]})
+        entry.setdefault(name, []).append(row["value"])
+        entry.setdefault(name + "_meaning", []).append(row["meaning"])
+    names = sorted(indicators)
+    columns = ["system", "code", "label", *(c for n in names for c in (n, n + "_meaning")), "code_iri"]
+    rows = ({c: " | ".join(v) if isinstance(v := entry.get(c, ""), list) else v for c in columns}
+            for _, entry in sorted(codes.items()))
+    return Table(columns, columns, rows)
+
+
+#: `rows:` names a function applied to each row
+ROW_FUNCTIONS: dict[str, Callable[[dict[str, str]], dict[str, str]]] = {"icd10cm-codes": icd10cm_codes}
+#: `pivot:` names a function that turns all rows into another table (its own columns)
+PIVOTS: dict[str, Callable[[Iterable[dict[str, str]]], Table]] = {"fee-schedule": fee_schedule}

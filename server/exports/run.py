@@ -1,0 +1,66 @@
+"""Running a crosswalk's query through the app's store, and what one snapshot's answers give (memoised).
+
+The query runs like any named query (a worker process with a time limit) under the export limits
+(EXPORT_MAX_ROWS, EXPORT_TIMEOUT) and answers in SPARQL CSV, which the writers read row by row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from flask import current_app
+
+from ..http.errors import HTTPError
+from ..store import QueryError, get_store, run_query
+from .crosswalks import CROSSWALKS, Crosswalk
+from .writers import ExportMeta
+
+MEMO = "medcode.exports"  # app.extensions key: (snapshot id, memo)
+
+
+def run_crosswalk(xw: Crosswalk, text: str | None = None) -> bytes:
+    """The SPARQL CSV answer of the crosswalk's query (or of `text`, such as its count) over its graphs."""
+    query = xw.named_query()
+    try:
+        return run_query(text or query.text, fmt="csv", graphs=xw.graphs, named=None, bindings=query.bindings({}),
+                         bulk=True)
+    except QueryError as exc:
+        raise HTTPError(exc.status, f"Export query {xw.query} failed: {exc}") from exc
+
+
+def export_meta() -> ExportMeta:
+    """The edition the app's exports describe: its snapshot and public base."""
+    return ExportMeta.from_snapshot(get_store().meta, current_app.config["PUBLIC_BASE"])
+
+
+def snapshot_memo() -> dict[Any, Any]:
+    """What the live snapshot's answers give (row counts, $translate rows, code systems); a new snapshot starts anew."""
+    etag = get_store().etag
+    kept, memo = current_app.extensions.get(MEMO, (None, {}))
+    if kept != etag:
+        memo = {}
+        current_app.extensions[MEMO] = (etag, memo)
+    return memo
+
+
+def row_count(xw: Crosswalk) -> int:
+    """The export's rows: its `count` query when it has one, else its rows counted."""
+    memo = snapshot_memo()
+    key = ("count", xw.name)
+    if key not in memo:
+        if xw.count:
+            memo[key] = int(list(csv.reader(io.StringIO(run_crosswalk(xw, xw.count).decode("utf-8"))))[1][0])
+        else:
+            memo[key] = sum(1 for _ in xw.table(run_crosswalk(xw)).rows)
+    return memo[key]
+
+
+def translate_rows() -> list[dict[str, str]]:
+    """The rows of every crosswalk that answers $translate (small: kept in memory), each with its map's name."""
+    memo = snapshot_memo()
+    if "translate" not in memo:
+        memo["translate"] = [{**row, "crosswalk": xw.name} for xw in CROSSWALKS.values() if xw.translate
+                             for row in xw.table(run_crosswalk(xw)).rows]
+    return memo["translate"]

@@ -1,0 +1,138 @@
+"""ConceptMap/$translate: read the request, check the code is known, and match it in the crosswalks' rows.
+
+A code is matched from the subject side of a row, and from the object side too when the row's SKOS
+relation is symmetric (relatedMatch, closeMatch): E0783 translates back to 62362.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import request
+
+from ..exports import CROSSWALKS, RELATIONSHIPS, SYMMETRIC, Crosswalk, snapshot_memo
+from ..exports.writers import ExportMeta
+from ..store import select
+from .resources import FHIRError
+
+CODE_EXISTS = """
+PREFIX mc: <https://w3id.org/medcode/ontology#>
+PREFIX skos: <http://www.w3.org/2004/02/skos/core#>
+SELECT ?code ?system ?c WHERE {
+  ?c skos:notation ?code ; skos:inScheme ?scheme . ?scheme mc:fhirSystem ?fhir . FILTER(STR(?fhir) = ?system)
+} LIMIT 1
+"""
+SYSTEMS = """
+PREFIX mc: <https://w3id.org/medcode/ontology#>
+SELECT DISTINCT ?fhir WHERE { ?scheme a mc:CodeSystem ; mc:fhirSystem ?fhir }
+"""
+EXAMPLE = "?system=http://www.ama-assn.org/go/cpt&code=62362"
+
+
+@dataclass(frozen=True)
+class Translation:
+    """What is asked: a code in a system, optionally a target system, and the maps that may answer."""
+
+    system: str
+    code: str
+    target: str | None
+    maps: tuple[Crosswalk, ...]
+
+
+def _param(*names: str) -> str | None:
+    """The first of `names` given (R4 name first, then R5's), stripped."""
+    for name in names:
+        values = request.args.getlist(name)
+        if values:
+            return values[0].strip()
+    return None
+
+
+def read_request(map_name: str | None, meta: ExportMeta) -> Translation:
+    """The translation the request asks for (R4 or R5 parameter names); 400 or 404 OperationOutcomes."""
+    system, code = _param("system", "sourceSystem"), _param("code", "sourceCode")
+    if any(len(request.args.getlist(k)) > 1 for k in request.args):
+        raise FHIRError(400, "invalid", "Each parameter may be given once.")
+    if not system or not code:
+        missing = " and ".join(name for name, value in (("system", system), ("code", code)) if not value)
+        raise FHIRError(400, "required", f"$translate needs {missing} (R4 names; R5 sourceSystem, sourceCode) "
+                                         f"- e.g. {EXAMPLE}")
+    maps = tuple(xw for xw in CROSSWALKS.values() if xw.translate)
+    url = _param("url", "conceptMap")
+    if map_name is not None or url:
+        maps = tuple(xw for xw in maps if xw.name == map_name or meta.canonical(xw) == url)
+        if not maps:
+            raise FHIRError(404, "not-found", f"No ConceptMap {map_name or url} answers $translate here.")
+    return Translation(system, code, _param("targetsystem", "targetSystem"), maps)
+
+
+def known_systems() -> set[str]:
+    """The FHIR system URIs of the code systems in the graph (once per snapshot)."""
+    memo = snapshot_memo()
+    if "systems" not in memo:
+        memo["systems"] = {row["fhir"]["value"] for row in select(SYSTEMS)}
+    return memo["systems"]
+
+
+def check_known(ask: Translation) -> None:
+    """404 unless both systems are known and the code is in its system (values bound as RDF terms)."""
+    systems = known_systems()
+    for what, system in (("Code", ask.system), ("Target", ask.target)):
+        if system and system not in systems:
+            raise FHIRError(404, "not-found", f"{what} system '{system}' is not known here; known: "
+                                              + ", ".join(sorted(systems)))
+    if not select(CODE_EXISTS, bindings={"code": ("literal", ask.code, None), "system": ("literal", ask.system, None)}):
+        raise FHIRError(404, "not-found", f"Code '{ask.code}' is not in code system {ask.system} here.")
+
+
+def _other_side(row: dict[str, str], system: str, code: str) -> tuple[str, str, str] | None:
+    """(system, code, display) of the row's concept across from (system, code), or None."""
+    if (row["subject_system"], row["subject_code"]) == (system, code):
+        return row["object_system"], row["object_code"], row["object_label"]
+    if row["predicate"] in SYMMETRIC and (row["object_system"], row["object_code"]) == (system, code):
+        return row["subject_system"], row["subject_code"], row["subject_label"]
+    return None
+
+
+def find_matches(ask: Translation, rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """One match per (target concept, relationship), with every map it came from."""
+    names = {xw.name for xw in ask.maps}
+    found: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for row in rows:
+        other = _other_side(row, ask.system, ask.code) if row["crosswalk"] in names else None
+        if other is None or (ask.target and other[0] != ask.target):
+            continue
+        r5_name, r4_name = RELATIONSHIPS[row["predicate"]]
+        match = found.setdefault((other[0], other[1], r5_name), {
+            "relationship": r5_name, "equivalence": r4_name, "system": other[0], "code": other[1],
+            "display": other[2], "maps": []})
+        if row["crosswalk"] not in match["maps"]:
+            match["maps"].append(row["crosswalk"])
+    return list(found.values())
+
+
+def _match(m: dict[str, Any], meta: ExportMeta, r5: bool) -> dict[str, Any]:
+    coding = {"system": m["system"], "code": m["code"]}
+    if m["display"]:
+        coding["display"] = m["display"]
+    parts: list[dict[str, Any]] = [
+        {"name": "relationship", "valueCode": m["relationship"]} if r5
+        else {"name": "equivalence", "valueCode": m["equivalence"]},
+        {"name": "concept", "valueCoding": coding},
+    ]
+    for name in m["maps"]:
+        canonical = meta.canonical(CROSSWALKS[name])
+        parts.append({"name": "originMap", "valueCanonical": canonical} if r5
+                     else {"name": "source", "valueUri": canonical})
+    return {"name": "match", "part": parts}
+
+
+def parameters(ask: Translation, matches: list[dict[str, Any]], meta: ExportMeta, version: str) -> dict[str, Any]:
+    """The $translate answer: result, message and one match per target concept."""
+    where = f" in {ask.target}" if ask.target else ""
+    message = (f"{len(matches)} match{'es' if len(matches) != 1 else ''} for {ask.code} ({ask.system}){where}"
+               if matches else f"No mapping for {ask.code} ({ask.system}){where} in these crosswalks.")
+    return {"resourceType": "Parameters", "parameter": [
+        {"name": "result", "valueBoolean": bool(matches)}, {"name": "message", "valueString": message},
+        *(_match(m, meta, version == "r5") for m in matches)]}
