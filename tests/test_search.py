@@ -12,9 +12,12 @@ import re
 from pathlib import Path
 
 import pytest
+from search_files import small_index as SearchIndex
 
+from kg.search_index import stem, tokens
 from server import create_app
-from server.search import SearchIndex, compact, edit_distance, stem, tokens
+from server.codes import edit_distance
+from server.codes import normalise_code as compact
 
 RANGE_62360_62370 = ["62360", "62361", "62362", "62365", "62367", "62368", "62369", "62370"]
 
