@@ -7,7 +7,7 @@ categories and subcategories are ``mc:ICD10CMCode``s at ``.../icd10cm/{code}`` w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from rdflib import Literal, URIRef
 from rdflib.namespace import RDF, SKOS, XSD
@@ -35,8 +35,19 @@ def release() -> str:
     return f"April 1 2026 release (FY2026), simple-icd-10-cm {version('simple-icd-10-cm')}"
 
 
-def icd_triples() -> Iterator[Triple]:
-    """Every chapter, block, category and subcategory, with label, parent and billable flag."""
+def selection(curation: Curation, codes: Iterable[str] | None) -> set[str]:
+    """The items to import instead of the whole release: `codes`, the codes the curated records name,
+    and every ancestor of those (category, block, chapter), so the hierarchy stays whole."""
+    cm = _cm()
+    wanted = {code for _, _, code in curation.icd_references} | set(codes or ())
+    unknown = sorted(wanted.difference(cm.get_all_codes(True)))
+    if unknown:
+        raise ValueError(f"not ICD-10-CM items of the {release()} (write codes with their dot): {', '.join(unknown)}")
+    return wanted.union(*(cm.get_ancestors(code) for code in wanted))
+
+
+def icd_triples(only: set[str] | None = None) -> Iterator[Triple]:
+    """Every chapter, block, category and subcategory (or those in `only`), with label, parent and billable flag."""
     cm = _cm()
     yes, no = Literal(True), Literal(False)
     source = ID["source/ICD-10-CM-2026"]
@@ -48,7 +59,8 @@ def icd_triples() -> Iterator[Triple]:
     yield SCHEME, DCTERMS.source, source
     seen: set[str] = set()
     iri_of: dict[str, URIRef] = {}
-    for code in cm.get_all_codes(True):
+    items = cm.get_all_codes(True)  # in hierarchy order: every parent before its children
+    for code in items if only is None else (item for item in items if item in only):
         # 39 single-category blocks share their category's code: the first occurrence is the block
         if cm.is_chapter(code):
             iri, cls, parent = URIRef(f"{ID_BASE}icd10cm/chapter/{code}"), MC.ICD10CMChapter, None

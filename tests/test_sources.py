@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from kg.build import build
 from kg.contract import CURRENT, current_snapshot
 from kg.curated import build_curated
 from kg.namespaces import SOURCES_DIR
+from kg.pipeline import build
 from kg.records import SourceError
 from kg.validation import ValidationError
 
@@ -131,7 +131,7 @@ def test_slow_shacl_rejects_malformed_cpt_notation_and_keeps_the_live_snapshot(s
 
     lines: list[str] = []
     with pytest.raises(ValidationError) as info:
-        build(data, sources_dir=sources, echo=lines.append)
+        build(data, sources=sources, echo=lines.append)
     message = str(info.value)
     assert "9637X1" in message
     assert "A CPT code is five characters" in message
