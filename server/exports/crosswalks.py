@@ -85,7 +85,7 @@ class Crosswalk:
         if self.pivot:
             return PIVOTS[self.pivot](raw)
         missing = [c for c in self.columns if c not in (raw.fieldnames or ()) and c not in self.values]
-        if missing and not self.rows:
+        if missing and not self.rows:  # a row function may add them
             raise HTTPError(500, f"Export query {self.query} does not select {', '.join(missing)}")
         return Table(list(self.columns), [self.headers.get(c, c) for c in self.columns], self._shaped(raw))
 
