@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 import curies
@@ -10,6 +9,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from kg.contract import ID_BASE, PREFIXES
+from kg.search_index import normalise_code  # the one normal form: the index is written with it
 
 #: code system (the path segment under /id/) -> the name people use for it
 SYSTEM_LABELS = {"cpt": "CPT", "hcpcs": "HCPCS Level II", "modifier": "Modifier", "icd10cm": "ICD-10-CM"}
@@ -19,12 +19,9 @@ SEMAPV = "https://w3id.org/semapv/vocab/"
 CURIE_MAP = {**PREFIXES, "icd10cm.block": ID_BASE + "icd10cm/block/",
              "icd10cm.chapter": ID_BASE + "icd10cm/chapter/", "semapv": SEMAPV}
 CONVERTER = curies.Converter.from_prefix_map(CURIE_MAP)
-_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
+__all__ = ["CONVERTER", "CURIE_MAP", "SEMAPV", "SYSTEM_LABELS", "curie", "edit_distance", "expand", "nearest",
+           "normalise_code", "system_of"]
 
-
-def normalise_code(text: str) -> str:
-    """A code as typed, without case or punctuation: 'g89.3', 'G 89-3' and 'G893' are all 'G893'."""
-    return _NOT_ALNUM.sub("", text).upper()
 
 
 def curie(iri: str) -> str:

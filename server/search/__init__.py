@@ -10,7 +10,6 @@ codes, `words` ranks words, `lifecycle` picks (or writes) the file, `views` is t
 
 from __future__ import annotations
 
-from . import editor_context  # noqa: F401  (registers the editor's template context on the blueprint)
 from .index import Entry, SearchIndex
 from .lifecycle import get_index
 from .views import bp

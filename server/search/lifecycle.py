@@ -49,7 +49,7 @@ def get_index() -> SearchIndex:
 
 def _open(etag: str) -> SearchIndex:
     """The snapshot's own index when it has a readable one, else the cache's (written now if need be)."""
-    snapshot: Path | None = getattr(get_store(), "snapshot", None)  # only the embedded store has a directory
+    snapshot = get_store().snapshot  # only the embedded store has a directory
     if snapshot is not None and (snapshot / SEARCH_INDEX).exists():
         try:
             return SearchIndex(snapshot / SEARCH_INDEX)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, current_app, render_template, request
 
 from ..http.errors import HTTPError
@@ -12,6 +14,14 @@ from ..store import INFERENCE_GRAPHS, get_store
 from .service_description import service_description
 
 bp = Blueprint("sparql", __name__, template_folder="templates")
+
+
+@bp.context_processor
+def _query_ui() -> dict[str, Any]:
+    """`query_ui()` for the query page: the editor's (YASGUI) configuration, or None without its files."""
+    from ..assets import query_ui_config  # imported late: `python -m server.assets` runs it as __main__
+
+    return {"query_ui": query_ui_config}
 
 SINGLE = ("query", "update", "inference")
 SD_FORMATS = GRAPH_FORMATS[:4]

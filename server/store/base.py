@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..http.errors import HTTPError
@@ -10,6 +11,7 @@ from ..http.errors import HTTPError
 class Store(Protocol):
     """What the app needs from a store: the embedded snapshot and a remote engine both provide it."""
 
+    snapshot: Path | None  # the snapshot directory served (None for a remote engine)
     graphs: set[str]  # the named graphs a query may name (FROM, default-graph-uri, ...)
     prefixes: dict[str, str]  # prefixes a query may use without declaring them
 

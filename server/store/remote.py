@@ -157,6 +157,7 @@ class RemoteStore:
 
     def __init__(self, location: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
         self.url = engine_url(location)
+        self.snapshot = None  # no local snapshot directory: the engine holds the data
         self.connect_timeout = connect_timeout
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "medcode-kg"
