@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 from rdflib import Namespace, URIRef
@@ -33,11 +34,24 @@ PREFIXES: dict[str, str] = {
     "prov": str(PROV),
 }
 
-#: Where the project's own files live (ontology/, kg/sources/, queries/).
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ONTOLOGY_DIR = PROJECT_ROOT / "ontology"
-SOURCES_DIR = PROJECT_ROOT / "kg" / "sources"
-QUERIES_DIR = PROJECT_ROOT / "queries"
+
+
+def _shipped(name: str) -> Path:
+    """A folder the build or the server reads at run time, shipped inside the `kg` package.
+
+    The repository keeps ontology/ and queries/ at its top level; kg/ontology_files and kg/queries
+    are links to them, so setuptools ships them as package data and importlib.resources finds them
+    alike in a checkout, an editable install and an installed wheel.
+    """
+    folder = files("kg") / name
+    if not isinstance(folder, Path):
+        raise RuntimeError(f"kg is installed zipped; {name}/ must be a directory (install with pip)")
+    return folder
+
+
+ONTOLOGY_DIR = _shipped("ontology_files")  # medcode.ttl, skos-axioms.ttl, shapes.ttl
+SOURCES_DIR = _shipped("sources")  # the curated YAML (kg/sources/README.md)
+QUERIES_DIR = _shipped("queries")  # the named queries (*.rq with a '#+ ' YAML header)
 
 CODE_SYSTEMS = ("cpt", "hcpcs", "icd10cm", "modifier")
 
