@@ -33,6 +33,8 @@ ALL_ICD10CM = "all"  # build(icd10cm=...): the whole release
 
 @dataclass
 class BuildResult:
+    """What a build made live: the snapshot's directory, its metadata and its instances per class."""
+
     snapshot: Path
     meta: dict[str, Any]
     class_counts: list[tuple[str, int]]
