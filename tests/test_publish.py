@@ -73,6 +73,16 @@ def test_a_failed_count_check_leaves_the_old_data_serving(remote_engine, data_di
     assert served_snapshot(remote_engine) == snapshot_id
 
 
+def test_publish_to_the_authenticated_endpoint_derives_the_other_urls(remote_engine, data_dir, virtuoso, tmp_path):
+    """`--to .../sparql-auth`: queries need Digest there too, and the update and Graph Store URLs sit beside it
+    (they were derived as /sparql-auth/sparql-auth, and the 401 ended in an UnboundLocalError)."""
+    before = graph_counts(remote_engine)
+    with pytest.raises(PublishError, match="count check failed"):  # it got as far as loading and counting
+        publish(_broken_snapshot(tmp_path, data_dir), remote_engine.replace("/sparql", "/sparql-auth/"),
+                user=virtuoso.user, password=virtuoso.password, echo=lambda _line: None)
+    assert graph_counts(remote_engine) == before
+
+
 def test_a_publish_that_cannot_load_leaves_the_old_data_serving(remote_engine, data_dir, virtuoso):
     before = graph_counts(remote_engine)
     with pytest.raises(PublishError, match="failed"):
