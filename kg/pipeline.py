@@ -12,13 +12,14 @@ from typing import Any
 
 from rdflib.namespace import SKOS
 
-from .contract import open_store, read_meta
+from .contract import SEARCH_INDEX, open_store, read_meta
 from .curated import Curation, SourceSet, build_curated
 from .icd10cm import check_references, icd_triples, selection
 from .icd10cm import release as icd10cm_release
 from .namespaces import GRAPH_ASSERTED, GRAPH_INFERRED, MC, SOURCES_DIR
 from .ontology import load_ontology
 from .reasoning import infer
+from .search_index import write_search_index
 from .snapshot import discard, publish, write_snapshot
 from .validation import ValidationError, disjointness_violations, shacl_data_graph, validate_shacl
 
@@ -111,14 +112,16 @@ def build(data_dir: Path, *, sources: Path | SourceSet = SOURCES_DIR, icd10cm: s
         problems = disjointness_violations(store, load_ontology())
         counts = [(row["class"].value, int(row["n"].value))
                   for row in store.query(CLASS_SUMMARY_QUERY, use_default_graph_as_union=True)]
-        del store
         if problems:
+            del store
             discard(snapshot)
             raise ValidationError("\n".join(problems))
+        write_search_index(store, snapshot / SEARCH_INDEX)
+        del store
         publish(data_dir, snapshot)
         return counts
 
-    class_counts = steps.run("Checking disjointness and publishing", check_and_publish)
+    class_counts = steps.run("Checking disjointness, writing the search index and publishing", check_and_publish)
 
     meta = read_meta(snapshot)
     meta["timings_s"] = steps.timings

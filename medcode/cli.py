@@ -28,7 +28,7 @@ def _data(data_dir: Path | None) -> Path:
 
 
 def _build(data_dir: Path, reasoner: str) -> None:
-    from kg.build import build
+    from kg import build
     from kg.validation import ValidationError
 
     try:
@@ -65,7 +65,7 @@ def _snapshot_or_fail(data_dir: Path) -> Path:
 @data_option
 def stats(data_dir: Path | None) -> None:
     """Print the live snapshot's triple counts and instances per class."""
-    from kg.build import CLASS_SUMMARY_QUERY
+    from kg.pipeline import CLASS_SUMMARY_QUERY
 
     snapshot = _snapshot_or_fail(_data(data_dir))
     meta = read_meta(snapshot)

@@ -16,7 +16,7 @@ import pytest
 import virtuoso as virtuoso_server
 from helpers import free_port
 
-from kg.build import build
+from kg import build
 from kg.contract import INFERENCE_GRAPHS, current_snapshot, open_store
 from kg.publish import publish
 from server.store import RemoteStore
