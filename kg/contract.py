@@ -78,6 +78,8 @@ def verify_snapshot(snapshot: Path) -> list[str]:
         expected = dict(meta["triples"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return [f"{snapshot / META_FILE}: unreadable ({exc})"]
+    if not (snapshot / DUMP_FILE).is_file():
+        return [f"{snapshot / DUMP_FILE}: missing (publish needs it)"]
     try:
         store = open_store(snapshot)
     except (OSError, RuntimeError, ValueError) as exc:

@@ -20,7 +20,7 @@ from .namespaces import GRAPH_ASSERTED, GRAPH_INFERRED, MC, SOURCES_DIR
 from .ontology import load_ontology
 from .reasoning import infer
 from .search_index import write_search_index
-from .snapshot import discard, publish, write_snapshot
+from .snapshot import build_lock, discard, publish, write_snapshot
 from .validation import ValidationError, disjointness_violations, shacl_data_graph, validate_shacl
 
 CLASS_SUMMARY_QUERY = """
@@ -75,14 +75,22 @@ def build(data_dir: Path, *, sources: Path | SourceSet = SOURCES_DIR, icd10cm: s
 
     `sources` is a directory laid out like kg/sources/ or a SourceSet. `icd10cm` is "all" (the whole
     release, ~100 s to build) or a few codes, imported with the codes the curated records name and
-    their ancestors (None: only those), which builds a small graph in seconds.
+    their ancestors (None: only those), which builds a small graph in seconds. One build at a time per
+    data directory: a second one waits for the first (SnapshotError if it waits too long).
     """
     started = time.perf_counter()
     steps = _Steps(echo, 7)
     curation = steps.run("Reading curated sources", lambda: build_curated(sources),
                          lambda c: f"{len(c.codes)} codes, {len(c.graph)} triples")
     steps.run("Importing ICD-10-CM (simple-icd-10-cm)", lambda: check_references(curation))
-    only = _icd10cm_items(curation, icd10cm)
+    only = _icd10cm_items(curation, icd10cm)  # bad input fails here, before anything is written
+    with build_lock(data_dir, echo):
+        return _build(data_dir, curation, only, engine, steps, started)
+
+
+def _build(data_dir: Path, curation: Curation, only: set[str] | None, engine: str, steps: _Steps,
+           started: float) -> BuildResult:
+    echo = steps.echo
     icd = steps.run("Generating the ICD-10-CM hierarchy", lambda: list(icd_triples(only)),
                     lambda t: f"{len(t)} triples")
     asserted = list(dict.fromkeys([*load_ontology(), *curation.graph, *icd]))

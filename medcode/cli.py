@@ -29,10 +29,13 @@ def _data(data_dir: Path | None) -> Path:
 
 def _build(data_dir: Path, reasoner: str) -> None:
     from kg import build
+    from kg.snapshot import SnapshotError
     from kg.validation import ValidationError
 
     try:
         build(data_dir, engine=reasoner, echo=lambda line: click.echo(line, err=True))
+    except SnapshotError as exc:
+        raise click.ClickException(str(exc)) from exc
     except SourceError as exc:
         raise click.ClickException(f"bad source record: {exc} (the previous snapshot is unchanged)") from exc
     except ValidationError as exc:
@@ -155,7 +158,7 @@ def _install_query_editor_once() -> None:
 @main.command()
 @click.option("--no-npm", is_flag=True, help="Copy from an existing node_modules/ only.")
 def assets(no_npm: bool) -> None:
-    """Install the query editor (YASGUI, pinned in package.json) into server/static/vendor/."""
+    """Install the query editor (YASGUI, pinned in server/editor/package.json) into server/static/vendor/."""
     from server.assets import AssetError, install
 
     try:
@@ -186,7 +189,8 @@ def publish(data_dir: Path | None, endpoint: str, user: str | None, password: st
         publish_snapshot(snapshot, endpoint, user=user, password=password, update_url=update_url,
                          graph_store_url=graph_store_url, echo=lambda line: click.echo(line, err=True))
     except PublishError as exc:
-        raise click.ClickException(f"publish failed (the engine still serves its previous data): {exc}") from exc
+        intact = " (the engine still serves its previous data)" if exc.live_intact else ""
+        raise click.ClickException(f"publish failed{intact}: {exc}") from exc
 
 
 @main.command()

@@ -1,8 +1,9 @@
 """Browser assets of the query UI: YASGUI from npm, served by the app itself.
 
-The npm package is pinned in package.json and package-lock.json at the project root. This step runs
-``npm ci`` there and copies the built files into ``server/static/vendor/yasgui/`` (git-ignored, never
-committed, never loaded from a CDN)::
+The npm package is pinned in server/editor/package.json and package-lock.json (shipped with the
+package, so an installed wheel can fetch the editor too). This step runs ``npm ci`` there and copies
+the built files into ``server/static/vendor/yasgui/`` (git-ignored, never committed, never loaded
+from a CDN)::
 
     python -m server.assets            # npm ci, then copy
     python -m server.assets --no-npm   # copy from an existing node_modules/
@@ -22,14 +23,13 @@ from typing import Any
 
 from .named_queries import NamedQuery, ParamError, bind_values, current_queries
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EDITOR_DIR = Path(__file__).resolve().parent / "editor"  # package.json, package-lock.json (and node_modules/)
 PACKAGE = "@zazuko/yasgui"
-PACKAGE_BUILD = PROJECT_ROOT / "node_modules" / "@zazuko" / "yasgui" / "build"
+PACKAGE_BUILD = EDITOR_DIR / "node_modules" / "@zazuko" / "yasgui" / "build"
 VENDOR_DIR = Path(__file__).resolve().parent / "static" / "vendor" / "yasgui"
 FILES = ("yasgui.min.js", "yasgui.min.css", "yasgui.min.js.map")
 REQUIRED = ("yasgui.min.js", "yasgui.min.css")
-INSTALL_HINT = "npm ci && python -m server.assets --no-npm"
-SITE_BASE = "https://w3id.org/medcode/"  # IRIs below it are served by the app itself at /{rest}
+INSTALL_HINT = "medcode assets"
 
 
 class AssetError(RuntimeError):
@@ -41,7 +41,7 @@ def installed() -> bool:
     return all((VENDOR_DIR / name).is_file() for name in REQUIRED)
 
 
-def run_npm_ci(root: Path = PROJECT_ROOT) -> None:
+def run_npm_ci(root: Path = EDITOR_DIR) -> None:
     npm = shutil.which("npm")
     if npm is None:
         raise AssetError("npm is not installed: install Node.js (with npm) to get the query editor")
@@ -57,7 +57,7 @@ def copy_assets(source: Path = PACKAGE_BUILD, target: Path = VENDOR_DIR) -> list
     missing = [name for name in REQUIRED if not (source / name).is_file()]
     if missing:
         raise AssetError(f"{PACKAGE} is not installed in {source.parent} (missing {', '.join(missing)}); "
-                         "run `npm ci` in the project directory first")
+                         f"run `npm ci` in {EDITOR_DIR} first")
     target.mkdir(parents=True, exist_ok=True)
     copied = []
     for name in FILES:
@@ -94,13 +94,13 @@ def query_ui_config() -> dict[str, Any] | None:
     the YASGUI files are not installed. Called from templates/sparql.html."""
     if not installed():
         return None
-    from flask import request, url_for
+    from flask import current_app, request, url_for
 
     from kg.contract import PREFIXES
 
     return {
         "endpoint": url_for("sparql.endpoint"),
-        "siteBase": SITE_BASE,
+        "siteBase": current_app.config["PUBLIC_BASE"],  # IRIs below it are served by the app at /{rest}
         "localRoot": request.script_root + "/",
         "prefixes": PREFIXES,
         "tabs": [{"name": q.name, "title": q.title, "description": q.description, "query": tab_query(q)}
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for path in copied:
-        print(f"installed {path.relative_to(PROJECT_ROOT)}")
+        print(f"installed {path}")
     return 0
 
 

@@ -40,7 +40,6 @@ def tiny_snapshot(data: Path, label: str) -> Path:
     triples += [(URIRef(ID_BASE + f"cpt/{n}"), SKOS.notation, Literal(str(n))) for n in range(10000, 10300)]
     snapshot = write_snapshot(data, {str(GRAPH_ASSERTED): triples, str(GRAPH_INFERRED): []}, {"reasoner": "none"})
     publish(data, snapshot)
-    time.sleep(1.1)  # snapshot ids carry the second they were written
     return snapshot
 
 
