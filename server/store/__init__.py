@@ -16,6 +16,7 @@ from flask import Flask, current_app
 from kg.contract import INFERENCE_GRAPHS, default_data_dir
 
 from .base import QueryError, SnapshotMissing, Store
+from .cache import AnswerCache
 from .embedded import EmbeddedStore
 from .remote import RemoteStore, is_remote
 
@@ -28,12 +29,14 @@ EXTENSION = "medcode.store"
 def open_store(config: dict[str, Any]) -> Store:
     """The store the settings name: the embedded snapshot (default) or a remote SPARQL engine."""
     location = config["MEDCODE_STORE"] or "embedded"
+    answers = AnswerCache(config["ANSWER_CACHE_BYTES"])
     if is_remote(location):
-        return RemoteStore(location)
+        return RemoteStore(location, answers=answers)
     if location != "embedded":
         raise ValueError(f"MEDCODE_STORE must be 'embedded' or sparql+http(s)://host/path, not {location!r}")
     snapshot = config.get("MEDCODE_SNAPSHOT")
-    return EmbeddedStore(Path(config["MEDCODE_DATA"] or default_data_dir()), Path(snapshot) if snapshot else None)
+    return EmbeddedStore(Path(config["MEDCODE_DATA"] or default_data_dir()), Path(snapshot) if snapshot else None,
+                         answers=answers)
 
 
 def init_app(app: Flask) -> None:

@@ -10,6 +10,7 @@ from kg.contract import INFERENCE_GRAPHS, PREFIXES, current_snapshot, open_store
 from ..named_queries import bind_values
 from . import query_worker
 from .base import QueryError, SnapshotMissing
+from .cache import AnswerCache, answer_key
 from .timelimit import TimeLimitExceeded, run_with_limit
 
 #: worker outcome -> (HTTP status, message prefix)
@@ -31,7 +32,7 @@ class EmbeddedStore:
     A later build changes nothing here: switching is the server's explicit reload (README).
     """
 
-    def __init__(self, data_dir: Path, snapshot: Path | None = None) -> None:
+    def __init__(self, data_dir: Path, snapshot: Path | None = None, *, answers: AnswerCache | None = None) -> None:
         snapshot = snapshot or current_snapshot(data_dir)
         if snapshot is None:
             raise SnapshotMissing(f"no snapshot in {data_dir}; run `medcode build` first")
@@ -42,11 +43,18 @@ class EmbeddedStore:
         self.prefixes = dict(PREFIXES)
         self._pin = pin(snapshot)
         self._store = open_store(snapshot)
+        self.answers = answers or AnswerCache(0)
 
     def query(self, query: str, *, fmt: str, limit: int, timeout: float,
               default_graph: list[str] | None, named_graphs: list[str] | None,
               bindings: dict[str, tuple] | None = None) -> bytes:
         """The serialised answer; raises QueryError (400 syntax/size, 500 engine, 503 time limit)."""
+        key = answer_key(self.etag, query, fmt, limit, default_graph, named_graphs, bindings)
+        return self.answers.answer(key, lambda: self._evaluate(query, fmt, limit, timeout, default_graph,
+                                                               named_graphs, bindings))
+
+    def _evaluate(self, query: str, fmt: str, limit: int, timeout: float, default_graph: list[str] | None,
+                  named_graphs: list[str] | None, bindings: dict[str, tuple] | None) -> bytes:
         request = {"query": bind_values(query, bindings or {}), "format": fmt, "limit": limit,
                    "prefixes": self.prefixes, "default_graph": default_graph, "named_graphs": named_graphs}
         try:

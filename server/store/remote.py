@@ -31,6 +31,7 @@ from ..http.guard import TOKENS
 from ..http.results import TooManyResults, limited, write_boolean, write_solutions, write_triples
 from ..named_queries import bind_values
 from .base import QueryError, SnapshotMissing
+from .cache import AnswerCache, answer_key
 
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection to the engine
 GRACE = 2.0  # seconds the HTTP call waits beyond the engine's own time limit
@@ -155,8 +156,10 @@ def _engine_message(response: requests.Response) -> str:
 class RemoteStore:
     """Queries a SPARQL 1.1 endpoint over HTTP; the snapshot's metadata is read from its meta graph."""
 
-    def __init__(self, location: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+    def __init__(self, location: str, *, connect_timeout: float = CONNECT_TIMEOUT,
+                 answers: AnswerCache | None = None) -> None:
         self.url = engine_url(location)
+        self.answers = answers or AnswerCache(0)
         self.snapshot = None  # no local snapshot directory: the engine holds the data
         self.connect_timeout = connect_timeout
         self.session = requests.Session()
@@ -230,6 +233,12 @@ class RemoteStore:
               default_graph: list[str] | None, named_graphs: list[str] | None,
               bindings: dict[str, tuple] | None = None) -> bytes:
         """The serialised answer; raises QueryError (400 syntax/size, 502 engine error, 503 unavailable/time)."""
+        key = answer_key(self.etag, query, fmt, limit, default_graph, named_graphs, bindings)
+        return self.answers.answer(key, lambda: self._answer(query, fmt, limit, timeout, default_graph,
+                                                             named_graphs, bindings))
+
+    def _answer(self, query: str, fmt: str, limit: int, timeout: float, default_graph: list[str] | None,
+                named_graphs: list[str] | None, bindings: dict[str, tuple] | None) -> bytes:
         text = bind_values(query, bindings or {})
         form = _query_form(text, default_graph, named_graphs, self.prefixes)
         if default_graph is not None and named_graphs is None:

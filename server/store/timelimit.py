@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -44,24 +45,63 @@ def _retire(supervised: bool) -> None:
                     "`medcode serve` (gunicorn) so that the process running it is replaced")
 
 
+class _Job:
+    """One query handed to a runner thread, and its outcome."""
+
+    def __init__(self, work: Callable[[], object]) -> None:
+        self.work, self.done = work, threading.Event()
+        self.ok, self.value = False, None  # type: tuple[bool, object]
+
+    def run(self) -> None:
+        try:
+            self.value, self.ok = self.work(), True
+        except BaseException as exc:  # handed to the request thread, which re-raises it
+            self.value = exc
+        finally:
+            self.done.set()
+
+
+class _Runners:
+    """Threads that run queries, kept between requests (a hand-off costs ~20 µs; a new thread ~250 µs).
+
+    A runner whose query passed the limit is simply not waited for; it rejoins the idle ones if its
+    query ever ends. Threads do not survive a fork, so a forked process starts a pool of its own.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.idle: list[queue.SimpleQueue[_Job]] = []
+        self.pid = os.getpid()
+
+    def submit(self, job: _Job) -> None:
+        with self.lock:
+            if self.pid != os.getpid():
+                self.idle, self.pid = [], os.getpid()
+            inbox = self.idle.pop() if self.idle else self._spawn()
+        inbox.put(job)
+
+    def _spawn(self) -> queue.SimpleQueue[_Job]:
+        inbox: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, args=(inbox,), name="medcode-query", daemon=True).start()
+        return inbox
+
+    def _serve(self, inbox: queue.SimpleQueue[_Job]) -> None:
+        while True:
+            inbox.get().run()
+            with self.lock:
+                self.idle.append(inbox)
+
+
+_RUNNERS = _Runners()
+
+
 def run_with_limit(work: Callable[[], T], timeout: float, *, supervised: bool) -> T:
     """`work()` if it finishes within `timeout` seconds; else TimeLimitExceeded, and the process retires."""
-    outcome: list = []
-    done = threading.Event()
-
-    def target() -> None:
-        try:
-            outcome.append((True, work()))
-        except BaseException as exc:  # handed to the request thread, which re-raises it
-            outcome.append((False, exc))
-        finally:
-            done.set()
-
-    threading.Thread(target=target, name="medcode-query", daemon=True).start()
-    if not done.wait(timeout):
+    job = _Job(work)
+    _RUNNERS.submit(job)
+    if not job.done.wait(timeout):
         _retire(supervised)
         raise TimeLimitExceeded(f"the query did not finish within the {timeout:g} s time limit and was stopped")
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    return value
+    if not job.ok:
+        raise job.value  # type: ignore[misc]
+    return job.value  # type: ignore[return-value]
