@@ -19,6 +19,8 @@ from kg.contract import (
 )
 from kg.records import SourceError
 
+from .check import check
+
 data_option = click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
                            default=None, help="Data directory for snapshots [default: $MEDCODE_DATA or ./data].")
 
@@ -46,6 +48,9 @@ def _build(data_dir: Path, reasoner: str) -> None:
 @click.version_option(package_name="medcode-kg")
 def main() -> None:
     """medcode-kg: a reasoned knowledge graph of billing codes for drug-delivery pumps."""
+
+
+main.add_command(check)
 
 
 @main.command()

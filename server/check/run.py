@@ -1,0 +1,114 @@
+"""Running the check: each rule's query with the claim bound, through the app's store, then words.
+
+Every rule is a query through `run_query`, the same call in embedded and remote mode. The rows of a
+rule that name the same finding (same rule id and wording) become one finding: its lines and
+`collect` values gathered and sorted, so the answer does not depend on the engine's row order.
+Findings come denials first, then warnings, then information, each by line, rule and message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..pages.suggest import suggest
+from ..pages.terms import natural
+from ..store import run_query
+from .claim import Claim
+from .rules import SEVERITIES, Rule, Wording, current_rules, template_fields
+from .tables import bound_query
+
+LISTED = 12  # values of a gathered list a message shows before "and N more"
+NEAR = 5  # near matches suggested for a code the graph does not know
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem with the claim; `links` are IRIs of the codes it names (for the HTML form)."""
+
+    rule: str
+    severity: str
+    lines: tuple[int, ...]
+    message: str
+    edit: str | None = None
+    source: str | None = None
+    instead: str | None = None
+    links: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The finding in the public JSON contract's names."""
+        return {"rule": self.rule, "severity": self.severity, "lines": list(self.lines), "message": self.message,
+                "edit": self.edit, "source": self.source, "instead": self.instead}
+
+    def order(self) -> tuple:
+        return SEVERITIES.index(self.severity), self.lines, self.rule, self.message
+
+
+@dataclass(frozen=True)
+class Result:
+    """The findings of one claim; clean when none of them denies or warns."""
+
+    claim: Claim
+    findings: tuple[Finding, ...] = field(default_factory=tuple)
+
+    @property
+    def clean(self) -> bool:
+        return not any(f.severity in ("deny", "warn") for f in self.findings)
+
+    def to_json(self) -> dict[str, Any]:
+        """The answer of POST /check."""
+        return {"clean": self.clean, "findings": [f.to_json() for f in self.findings]}
+
+
+def check(claim: Claim) -> Result:
+    """Every rule on the claim, through the app's store (an app context is needed)."""
+    findings = [finding for rule in current_rules() for finding in _run(rule, claim)]
+    return Result(claim, tuple(sorted(findings, key=Finding.order)))
+
+
+def _run(rule: Rule, claim: Claim) -> list[Finding]:
+    text = bound_query(rule.query, rule.table, claim)
+    if text is None:
+        return []
+    payload = run_query(text, fmt="json", named=None)
+    rows = [{k: v["value"] for k, v in b.items()} for b in json.loads(payload)["results"]["bindings"]]
+    groups: dict[tuple, list[dict[str, str]]] = {}
+    for row in rows:
+        rule_id = row.get("rule") or next(iter(rule.wordings))
+        key = (rule_id, *(row.get(v) for v in (*rule.grouped, rule.edit, rule.source, rule.near) if v))
+        groups.setdefault(key, []).append(row)
+    return [_finding(rule, key[0], group) for key, group in groups.items() if key[0] in rule.wordings]
+
+
+def _finding(rule: Rule, rule_id: str, rows: list[dict[str, str]]) -> Finding:
+    first, wording = rows[0], rule.wordings[rule_id]
+    values = {name: first.get(name, "") for name in rule.grouped}
+    values.update({name: _listed(row.get(name) for row in rows) for name in rule.collect})
+    links = [row[v] for row in rows for v in rule.links if row.get(v)]
+    if rule.near and first.get(rule.near):
+        near = [link for link in suggest(first[rule.near]) if link.notation][:NEAR]
+        values["near"] = ", ".join(link.notation for link in near)
+        links += [link.iri for link in near]
+    lines = sorted({int(n) for row in rows for v in rule.lines for n in (row.get(v) or "").split()})
+    return Finding(rule_id, wording.severity, tuple(lines), wording.message.format_map(values),
+                   first.get(rule.edit) if rule.edit else None, first.get(rule.source) if rule.source else None,
+                   _instead(wording, values), tuple(dict.fromkeys(links)))
+
+
+def _listed(values: Iterable[str | None]) -> str:
+    """Distinct values in natural order, joined; a long list is cut with how many more there are.
+
+    A value may itself be a list (a GROUP_CONCAT with separator "|"): SPARQL leaves its order open.
+    """
+    found = sorted({item for v in values if v for item in v.split("|") if item}, key=natural)
+    shown = ", ".join(found[:LISTED])
+    return shown + (f" and {len(found) - LISTED} more" if len(found) > LISTED else "")
+
+
+def _instead(wording: Wording, values: dict[str, str]) -> str | None:
+    """What to do instead, when every value its template needs is known."""
+    if wording.instead is None or not all(values.get(name) for name in template_fields(wording.instead)):
+        return None
+    return wording.instead.format_map(values)
