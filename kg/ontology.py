@@ -11,9 +11,10 @@ from .namespaces import ONTOLOGY_DIR
 
 @lru_cache(maxsize=1)
 def load_ontology() -> Graph:
-    """medcode.ttl plus the SKOS axioms the reasoner needs (not the SHACL shapes)."""
+    """medcode.ttl, the ICD-10-CM notes' terms (icd10cm.ttl) and the SKOS axioms the reasoner needs (not the
+    SHACL shapes)."""
     graph = Graph()
-    for name in ("medcode.ttl", "skos-axioms.ttl"):
+    for name in ("medcode.ttl", "icd10cm.ttl", "skos-axioms.ttl"):
         graph.parse(ONTOLOGY_DIR / name, format="turtle")
     return graph
 
