@@ -7,8 +7,9 @@ already analysed (lower case, accents dropped, punctuation splitting words) and 
 query with the same `tokens` and `stem`, so a query word and an index word can only agree.
 
 The file holds, per code, what ranking needs (a BM25 length norm and a tie-break rank), the code's
-notation key for code, prefix and range lookups, every word with its stem and IDF, and an FTS5 table
-of each code's label words and, apart, its descriptor words. Documents are numbered best-first (by
+notation key for code, prefix and range lookups, every word with its stem and IDF, an FTS5 table of
+each code's label words and, apart, its descriptor and ICD-10-CM inclusion-term words, and the
+inclusion terms themselves (a result shows those a query matched). Documents are numbered best-first (by
 norm, then tie-break rank), so FTS5's rowid order is each word's ranking order.
 """
 
@@ -32,12 +33,14 @@ import pyoxigraph as ox
 
 from .contract import GRAPH_ASSERTED, ID_BASE, INFERENCE_GRAPHS, PREFIXES
 
-FORMAT = "1"  # the file layout below; a reader refuses any other
+FORMAT = "2"  # the file layout below; a reader refuses any other
 
 # One query, no joins (a union of single-pattern scans: several times faster than joining them in SPARQL
-# on the on-disk store); rows are grouped by code in Python. Labels come from the asserted graph only.
+# on the on-disk store; the inclusion terms' one join is small); rows are grouped by code in Python.
+# Labels come from the asserted graph only.
 INDEX_QUERY = f"""PREFIX mc: <{PREFIXES['mc']}>
 PREFIX skos: <{PREFIXES['skos']}>
+PREFIX rdfs: <{PREFIXES['rdfs']}>
 SELECT ?c ?k ?v WHERE {{
   {{ ?c a mc:Code BIND("code" AS ?k) }}
   UNION {{ GRAPH <{GRAPH_ASSERTED}> {{ ?c skos:notation ?v }} BIND("notation" AS ?k) }}
@@ -45,6 +48,7 @@ SELECT ?c ?k ?v WHERE {{
   UNION {{ GRAPH <{GRAPH_ASSERTED}> {{ ?c skos:prefLabel ?v }} BIND("label" AS ?k) }}
   UNION {{ GRAPH <{GRAPH_ASSERTED}> {{ ?c skos:altLabel ?v }} BIND("alt" AS ?k) }}
   UNION {{ GRAPH <{GRAPH_ASSERTED}> {{ ?c mc:longDescriptor ?v }} BIND("long" AS ?k) }}
+  UNION {{ GRAPH <{GRAPH_ASSERTED}> {{ ?c mc:inclusionTerm ?n . ?n rdfs:label ?v }} BIND("inclusion" AS ?k) }}
 }}"""
 
 SCHEMA = """
@@ -62,9 +66,11 @@ CREATE INDEX codes_notation ON codes(upper(notation));
 CREATE INDEX codes_key ON codes(key, tie);
 CREATE INDEX codes_range ON codes(system, length(key), key, tie);
 CREATE TABLE terms(term TEXT PRIMARY KEY, stem TEXT NOT NULL, idf REAL NOT NULL) WITHOUT ROWID;
--- a code's label words, and apart the descriptor words its labels lack (they weigh less)
+-- a code's label words, and apart the words of its descriptors and inclusion terms its labels lack (they weigh less)
 CREATE VIRTUAL TABLE words USING fts5(labels, descriptors, content='', columnsize=0, detail='column',
                                       tokenize='ascii');
+CREATE TABLE inclusion_terms(doc INTEGER NOT NULL, term TEXT NOT NULL);  -- a code's ICD-10-CM inclusion terms
+CREATE INDEX inclusion_terms_doc ON inclusion_terms(doc);
 """
 
 WORD = re.compile(r"[a-z0-9]+")
@@ -111,6 +117,7 @@ class Record:
     system: str
     labels: Sequence[str]  # the preferred label(s) first, then alternative labels
     descriptors: Sequence[str] = ()
+    inclusion_terms: Sequence[str] = ()  # ICD-10-CM: the terms classified to the code (mc:inclusionTerm)
 
 
 def records_from_rows(rows: Iterable[Sequence[str]]) -> list[Record]:
@@ -131,7 +138,8 @@ def records_from_rows(rows: Iterable[Sequence[str]]) -> list[Record]:
         scheme = min(item["scheme"])
         system = scheme[len(ID_BASE):] if scheme.startswith(ID_BASE) else scheme.rsplit("/", 1)[-1]
         labels = sorted(item.get("label", [])) + sorted(item.get("alt", []))
-        records.append(Record(iri, min(item["notation"]), system, labels, sorted(item.get("long", []))))
+        records.append(Record(iri, min(item["notation"]), system, labels, sorted(item.get("long", [])),
+                              sorted(item.get("inclusion", []))))
     return records
 
 
@@ -187,7 +195,8 @@ def unpacked(kind: str, data: bytes) -> array:
 
 @dataclass
 class _Analysed:
-    """A record's words: those of its labels, those only its descriptors have, and its label length."""
+    """A record's words: those of its labels, those only its descriptors and inclusion terms have, and its label
+    length."""
 
     record: Record
     label_words: set[str]
@@ -198,7 +207,8 @@ class _Analysed:
 def _analyse(record: Record) -> _Analysed:
     label_tokens = [tokens(text) for text in record.labels]
     label_words = {t for words in label_tokens for t in words}
-    descriptor_words = {t for text in record.descriptors for t in tokens(text)} - label_words
+    descriptor_words = {t for text in (*record.descriptors, *record.inclusion_terms) for t in tokens(text)}
+    descriptor_words -= label_words
     length = len(label_tokens[0]) if label_tokens and label_tokens[0] else 1
     return _Analysed(record, label_words, descriptor_words, length)
 
@@ -220,6 +230,7 @@ def _fill(db: sqlite3.Connection, records: Sequence[Record]) -> dict[str, int]:
                    (doc, record.iri, record.notation, record.system, label, keys[i], tie[i]))
         db.execute("INSERT INTO words(rowid, labels, descriptors) VALUES (?, ?, ?)",
                    (doc, " ".join(sorted(item.label_words)), " ".join(sorted(item.descriptor_words))))
+        db.executemany("INSERT INTO inclusion_terms VALUES (?, ?)", ((doc, term) for term in record.inclusion_terms))
         frequency.update(item.label_words | item.descriptor_words)
     count = len(analysed) or 1
     idf = {t: math.log(1 + (count - n + 0.5) / (n + 0.5)) for t, n in frequency.items()}

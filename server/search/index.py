@@ -41,6 +41,7 @@ class Entry:
     notation: str
     system: str
     label: str
+    inclusion_terms: tuple[str, ...] = ()  # ICD-10-CM: the terms classified to the code
 
 
 Hits = tuple[list[tuple[Entry, float]], int]  # (entry, score) best first, and how many matched in all
@@ -110,8 +111,12 @@ class SearchIndex:
         """The entries of documents, in the order given."""
         marks = ",".join("?" * len(docs))
         rows = self.db.execute(f"SELECT doc, iri, notation, system, label FROM codes WHERE doc IN ({marks})", docs)
-        found = {doc: Entry(*rest) for doc, *rest in rows}
-        return [found[doc] for doc in docs]
+        found = {doc: rest for doc, *rest in rows}
+        terms: dict[int, list[str]] = defaultdict(list)
+        for doc, term in self.db.execute(f"SELECT doc, term FROM inclusion_terms WHERE doc IN ({marks}) ORDER BY rowid",
+                                         docs):
+            terms[doc].append(term)
+        return [Entry(*found[doc], tuple(terms[doc])) for doc in docs]
 
     def hits(self, scored: list[tuple[int, float]], total: int) -> Hits:
         """(document, score) pairs as a search's answer."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from kg.search_index import tokens
+from kg.search_index import stem, tokens
 
 from ..codes import normalise_code
 
@@ -38,6 +38,15 @@ def code_prefix(chunks: list[str]) -> str | None:
 def looks_like_code(chunk: str) -> bool:
     """Whether a chunk of the query could be a code (G89.3, g893, 96522, E0782, 59, XE)."""
     return bool(CODE_CHUNK.match(chunk))
+
+
+def matched_terms(terms: tuple[str, ...], query: str) -> list[str]:
+    """Of a result's inclusion terms, those that share the most of the query's words (by stem), if any: what a
+    result shows of why it matched words its label may lack."""
+    wanted = {stem(word.rstrip("*")) for word in query_words(query[:MAX_QUERY].split())}
+    shared = {term: len(wanted & {stem(word) for word in tokens(term)}) for term in terms}
+    most = max(shared.values(), default=0)
+    return [term for term in terms if most and shared[term] == most]
 
 
 def query_words(chunks: list[str]) -> list[str]:

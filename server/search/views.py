@@ -12,6 +12,7 @@ from ..http.formats import Format
 from ..http.representations import represent
 from ..pages.view import local_href
 from ..store import get_store
+from . import text
 from .index import DEFAULT_LIMIT
 from .lifecycle import get_index
 
@@ -32,9 +33,17 @@ def _limit() -> int:
 
 
 def _results(query: str, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """The results as JSON gives them; a result found through ICD-10-CM inclusion terms names those it matched."""
     ranked, total = get_index().search(query, limit) if query.strip() else ([], 0)
-    return [{"notation": e.notation, "label": e.label, "system": e.system, "iri": e.iri, "score": score}
-            for e, score in ranked], total
+    results = []
+    for e, score in ranked:
+        result: dict[str, Any] = {"notation": e.notation, "label": e.label, "system": e.system, "iri": e.iri,
+                                  "score": score}
+        matched = text.matched_terms(e.inclusion_terms, query)
+        if matched:
+            result["matched_inclusion_terms"] = matched
+        results.append(result)
+    return results, total
 
 
 @bp.route("/search")
