@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..http.formats import Format
-from .terms import INFERRED, SKOS, TYPE, Term, iri_list, natural, run, select_terms, sparql_iri, valid_iri
+from .terms import INFERRED, SKOS, TYPE, Term, iri_list, natural, not_itself, run, select_terms, sparql_iri, valid_iri
 from .vocab import vocab
 
 # inverse links the reasoner adds for every member of a scheme or child of a concept: pages list
@@ -84,9 +84,11 @@ def _assertions(s: str) -> tuple[dict[tuple[str, str], list[str]], dict[str, lis
 
 
 def describe(iri: str) -> Description | None:
-    """Every triple with `iri` as subject (less UNBOUNDED), marked inferred or not, with its sources."""
+    """Every triple with `iri` as subject (less UNBOUNDED and those relating it to itself), marked inferred or
+    not, with its sources."""
     s = sparql_iri(iri)
-    rows = select_terms(f"SELECT ?p ?o ?g WHERE {{ GRAPH ?g {{ {s} ?p ?o }} {_NOT_UNBOUNDED} }}")
+    rows = select_terms(f"SELECT ?p ?o ?g WHERE {{ GRAPH ?g {{ {s} ?p ?o }} {_NOT_UNBOUNDED} "
+                        f"{not_itself('?o', iri)} }}")
     if not rows and not exists(iri):
         return None
     graphs: dict[tuple[str, Term], set[str]] = {}
@@ -148,15 +150,17 @@ def _label_branch(pattern: str) -> str:
 
 
 def describe_rdf(iri: str, fmt: Format, extra: Iterable[tuple[str, str, str]] = ()) -> bytes:
-    """The resource, the nodes it owns (profiles, steps, indications, history), its edits, its sourced
-    assertions, the labels of what it links to, and `extra` triples (the current page of reverse links)."""
+    """The resource (less what relates it to itself), the nodes it owns (profiles, steps, indications, history,
+    ICD-10-CM notes), its edits, its sourced assertions, the labels of what it links to, and `extra` triples
+    (the current page of reverse links)."""
     s = sparql_iri(iri)
     extra = list(extra)
     linked = " ".join(f"({sparql_iri(a)} {sparql_iri(b)} {sparql_iri(c)})" for a, b, c in extra)
     extra_iris = {x for a, _, c in extra for x in (a, c)}
     query = f"""CONSTRUCT {{ ?s ?p ?o }} WHERE {{
-      {{ VALUES ?s {{ {s} }} ?s ?p ?o {_NOT_UNBOUNDED} }}
-      UNION {{ {s} (mc:profile|mc:indication|mc:history|mc:profile/mc:procedureStep) ?s OPTIONAL {{ ?s ?p ?o }} }}
+      {{ VALUES ?s {{ {s} }} ?s ?p ?o {_NOT_UNBOUNDED} {not_itself('?o', iri)} }}
+      UNION {{ {s} (mc:profile|mc:indication|mc:history|mc:profile/mc:procedureStep|mc:tabularNote) ?s
+               OPTIONAL {{ ?s ?p ?o }} }}
       UNION {{ ?s (mc:column1|mc:column2) {s} ; a mc:CodePairEdit ; ?p ?o }}
       UNION {{ ?s rdf:subject {s} ; a mc:Assertion ; ?p ?o }}
       UNION {_label_branch(f"{s} ?q ?s . FILTER(?q NOT IN ({', '.join(f'<{p}>' for p in UNBOUNDED)}))")}

@@ -13,7 +13,7 @@ from flask import request
 
 from ..codes import expand
 from ..http.errors import HTTPError
-from .terms import INFERRED, Term, count, select_terms, sparql_iri, valid_iri
+from .terms import INFERRED, Term, count, not_itself, select_terms, sparql_iri, valid_iri
 from .view import View, by_notation
 
 PAGE_SIZE = 50       # reverse links per page
@@ -84,10 +84,11 @@ def rel_arg() -> str | None:
     return iri
 
 
-def _reverse_counts(o: str) -> dict[str, list[int]]:
-    """[total, inferred] links per predicate pointing at `o`."""
+def _reverse_counts(iri: str) -> dict[str, list[int]]:
+    """[total, inferred] links per predicate pointing at `iri` (from other resources)."""
     by_prop: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for row in select_terms(f"SELECT ?p ?g (COUNT(*) AS ?n) WHERE {{ GRAPH ?g {{ ?s ?p {o} }} }} GROUP BY ?p ?g"):
+    for row in select_terms(f"SELECT ?p ?g (COUNT(*) AS ?n) WHERE {{ GRAPH ?g {{ ?s ?p {sparql_iri(iri)} }} "
+                            f"{not_itself('?s', iri)} }} GROUP BY ?p ?g"):
         n = int(row["n"].value)
         by_prop[row["p"].value][0] += n
         if row["g"].value == INFERRED:
@@ -96,17 +97,17 @@ def _reverse_counts(o: str) -> dict[str, list[int]]:
 
 
 def reverse_links(iri: str, view: View) -> Reverse:
-    """What points at `iri`: counts per predicate, and one page of (subject, predicate, inferred)."""
+    """What else points at `iri`: counts per predicate, and one page of (subject, predicate, inferred)."""
     o = sparql_iri(iri)
     rel = rel_arg()
-    by_prop = _reverse_counts(o)
+    by_prop = _reverse_counts(iri)
     counts = sorted(((p, t, i) for p, (t, i) in by_prop.items()), key=lambda c: (-c[1], view.vocab.label(c[0])))
     total = by_prop[rel][0] if rel else sum(t for _, t, _ in counts)
     page, size = page_arg(), size_arg(PAGE_SIZE)
     pattern = f"GRAPH ?g {{ ?s {sparql_iri(rel)} {o} BIND({sparql_iri(rel)} AS ?p) }}" if rel else \
         f"GRAPH ?g {{ ?s ?p {o} }}"
     window = "" if total <= SMALL else f"LIMIT {size} OFFSET {(page - 1) * size}"
-    rows = select_terms(f"SELECT ?s ?p ?g WHERE {{ {pattern} }} {window}")
+    rows = select_terms(f"SELECT ?s ?p ?g WHERE {{ {pattern} {not_itself('?s', iri)} }} {window}")
     view.load({r["s"].value for r in rows if r["s"].is_iri})
     items = [(r["s"], r["p"].value, r["g"].value == INFERRED) for r in rows]
     items.sort(key=lambda x: (view.vocab.label(x[1]), _subject_key(x[0], view)))

@@ -61,6 +61,13 @@ def sparql_iri(iri: str) -> str:
     return f"<{iri}>"
 
 
+def not_itself(var: str, iri: str) -> str:
+    """A FILTER leaving out `iri` itself as the value of `var`: a resource related to itself is only ever the
+    OWL 2 RL closure of a symmetric, transitive property (G35 skos:exactMatch G35), kept in the graph and
+    true, but nothing a page shows."""
+    return f"FILTER(!sameTerm({var}, {sparql_iri(iri)}))"
+
+
 def iri_list(iris: Iterable[str]) -> str:
     """IRIs for a VALUES block or an IN list, each checked."""
     return " ".join(sparql_iri(i) for i in iris)
