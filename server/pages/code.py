@@ -1,9 +1,11 @@
 """The code page: a billing code with its descriptors, seed-page profiles, indications → ICD-10-CM,
-devices, fee-schedule indicators, exclusion edits, alternatives, hierarchy and history.
+devices, fee-schedule indicators, exclusion edits, alternatives, hierarchy and history, and for
+ICD-10-CM its Tabular List notes, own and inherited (`notes`).
 
 The code's own triples come from `describe`; the nodes it owns (profiles and their steps,
 indications, history events), its conditions' ICD-10-CM matches, its edits, its device crosswalk
-and its chain of parents take five more queries, then one bulk label load for everything shown.
+and its chain of parents take five more queries (an ICD-10-CM item's notes one more), then one bulk
+label load for everything shown.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from .describe import Description, Fact, group
+from .notes import note_sections, read_notes
 from .paging import Reverse, children
 from .respond import render
 from .terms import (
@@ -111,19 +114,18 @@ def _source(props: dict[str, list[Term]]) -> str | None:
     return props[SOURCE][0].value if props.get(SOURCE) else None
 
 
-def _breadcrumb(iri: str, chain: Rows, view: View) -> list:
-    """The code's ancestors, the top one first."""
+def _ancestors(iri: str, chain: Rows) -> list[str]:
+    """The code's ancestors, its parent first."""
     parent_of: dict[str, str] = {}
     for row in chain:
         if "parent" in row:
             parent_of.setdefault(row["x"].value, row["parent"].value)
-    breadcrumb, node, seen = [], iri, set()
+    ancestors, node, seen = [], iri, set()
     while node in parent_of and node not in seen:
         seen.add(node)
         node = parent_of[node]
-        breadcrumb.append(view.link(node))
-    breadcrumb.reverse()
-    return breadcrumb
+        ancestors.append(node)
+    return ancestors
 
 
 def _indications(d: Description, data: CodeData, view: View, prefix: str = "",
@@ -233,7 +235,7 @@ def _relations(d: Description, data: CodeData, view: View) -> dict:
     """The template values of the Relations section and of the properties it shows."""
     v = view.vocab
     handled = CODE_HANDLED | v.sub_properties(MCNS + "reportInstead") | v.sub_properties(MCNS + "reportedInsteadOf") \
-        | v.sub_properties(FEE)
+        | v.sub_properties(FEE) | v.sub_properties(MCNS + "tabularNote")
     return dict(
         not_reported=_not_reported(d, data.edits, view), instead=_most_specific(d, v, MCNS + "reportInstead", view),
         instead_of=_most_specific(d, v, MCNS + "reportedInsteadOf", view), similar=d.get(MCNS + "similarCode"),
@@ -244,15 +246,18 @@ def _relations(d: Description, data: CodeData, view: View) -> dict:
 def code_html(iri: str, d: Description, view: View, rev: Reverse) -> str:
     """The HTML page of a code (any resource typed with one of the code classes)."""
     data = read_code_data(iri)
-    view.load(data.iris() | {iri})
+    ancestors = _ancestors(iri, data.chain)
+    is_icd = iri.startswith(public_base() + "id/icd10cm")
+    notes = read_notes(iri, ancestors) if is_icd else None
+    view.load(data.iris() | (notes.iris() if notes else set()) | {iri})
     view.load([f.value.value for p in view.vocab.sub_properties(FEE) for f in d.get(p)],
               extra=(DEFINITION, SKOS + "inScheme"))
     profiles = _profiles(d, data, view)
     pref = {p.value.value for p in d.get(PREF)}
     return render(
         "pages/code.html", V=view, iri=iri, d=d, me=view.link(iri), rev=rev,
-        scheme=d.get(SKOS + "inScheme"), types=d.get(TYPE), breadcrumb=_breadcrumb(iri, data.chain, view),
-        is_icd=iri.startswith(public_base() + "id/icd10cm"),
+        scheme=d.get(SKOS + "inScheme"), types=d.get(TYPE), breadcrumb=[view.link(a) for a in reversed(ancestors)],
+        is_icd=is_icd, notes=note_sections(iri, notes, view) if notes else [],
         descriptors=[(name, d.get(MCNS + p)) for name, p in DESCRIPTORS if d.get(MCNS + p)],
         summaries=[(p["summary"], p["source"]) for p in profiles if p["summary"]], profiles=profiles,
         indications=_indications(d, data, view, exclude=tuple(p["iri"] + "/" for p in profiles)),
