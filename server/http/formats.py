@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,12 @@ def negotiate(formats: tuple[Format, ...], accept: str | None, override: str | N
         if len(chosen) > 1:
             raise BadAccept("The 'format' parameter was given more than once with different values.")
         return chosen.pop()
+    return _by_accept(formats, accept)
+
+
+@lru_cache(maxsize=256)
+def _by_accept(formats: tuple[Format, ...], accept: str | None) -> Format:
+    """The best of `formats` for an Accept header (kept: clients send the same few headers again and again)."""
     ranges = parse_accept(accept)
     scored = [(_quality(fmt, ranges), -i, fmt) for i, fmt in enumerate(formats)]
     scored = [s for s in scored if s[0][0] > 0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 TOKENS = re.compile(
     r"""
@@ -57,13 +58,24 @@ def _graph_iri(token: tuple[str, str], prefixes: dict[str, str]) -> str | None:
     return None
 
 
+MEMO_QUERY_CHARS = 8192  # queries up to this length have their inspection kept (1,024 of them at most)
+
+
 def inspect(query: str, local_graphs: set[str], default_prefixes: dict[str, str] | None = None) -> Inspection:
     """Return the query form; raise Refused for SERVICE, LOAD, updates or non-local FROM IRIs.
 
-    Syntax errors are left to the engine's parser, which reports them with their position.
+    Syntax errors are left to the engine's parser, which reports them with their position. The
+    inspection of a short query is kept: clients repeat their queries, and tokenising one costs more
+    than answering it from the answer cache.
     """
+    run = _kept_inspection if len(query) <= MEMO_QUERY_CHARS else _inspection
+    return run(query, frozenset(local_graphs), tuple((default_prefixes or {}).items()))
+
+
+def _inspection(query: str, local_graphs: frozenset[str], default_prefixes: tuple[tuple[str, str], ...]
+                ) -> Inspection:
     tokens = [(m.lastgroup, m.group()) for m in TOKENS.finditer(_unescape(query)) if m.lastgroup != "comment"]
-    prefixes = dict(default_prefixes or {})
+    prefixes = dict(default_prefixes)
     form = None
     from_graphs: list[str] = []
     from_named: list[str] = []
@@ -93,3 +105,6 @@ def inspect(query: str, local_graphs: set[str], default_prefixes: dict[str, str]
     if form is None:
         form = "SELECT"  # let the parser report what is wrong
     return Inspection(form, tuple(from_graphs), tuple(from_named))
+
+
+_kept_inspection = lru_cache(maxsize=1024)(_inspection)
