@@ -10,7 +10,7 @@ from ..http.errors import HTTPError
 from ..http.formats import GRAPH_FORMATS, RESULT_FORMATS
 from ..http.guard import Refused, inspect
 from ..http.representations import negotiate_or_fail
-from ..store import INFERENCE_GRAPHS, get_store
+from ..store import INFERENCE_GRAPHS, Store, get_store
 from .service_description import service_description
 
 bp = Blueprint("sparql", __name__, template_folder="templates")
@@ -25,6 +25,9 @@ def _query_ui() -> dict[str, Any]:
 
 SINGLE = ("query", "update", "inference")
 SD_FORMATS = GRAPH_FORMATS[:4]
+#: the Content-Type of each answer format (SPARQL JSON results are UTF-8 by definition: no charset)
+CONTENT_TYPES = {fmt: fmt.media_type + ("" if fmt.name == "json" and fmt.media_type.endswith("json")
+                                        else "; charset=utf-8") for fmt in RESULT_FORMATS + GRAPH_FORMATS}
 
 
 #: POST body media type -> None (the query comes in the form) or the refusal (status, message)
@@ -86,8 +89,8 @@ def _params() -> tuple[dict[str, str], dict[str, list[str]], str | None]:
     return single, graphs, single.get("query")
 
 
-def _dataset(single: dict[str, str], graphs: dict[str, list[str]]) -> tuple[list[str] | None, list[str] | None]:
-    store = get_store()
+def _dataset(store: Store, single: dict[str, str], graphs: dict[str, list[str]]
+             ) -> tuple[list[str] | None, list[str] | None]:
     for name, iris in graphs.items():
         for iri in iris:
             if iri not in store.graphs:
@@ -139,13 +142,10 @@ def _run(query: str, single: dict[str, str], graphs: dict[str, list[str]]) -> Re
         raise HTTPError(400, str(exc)) from exc
     formats = RESULT_FORMATS if inspection.form in ("SELECT", "ASK") else GRAPH_FORMATS
     fmt = negotiate_or_fail(formats, single.get("format"))
-    default, named = _dataset(single, graphs)
+    default, named = _dataset(store, single, graphs)
     if inspection.from_graphs or inspection.from_named_graphs:
         default, named = None, None  # the query's own FROM clauses (local graphs only) define its dataset
     config = current_app.config
     payload = store.query(query, fmt=fmt.name, limit=config["MAX_RESULTS"], timeout=config["QUERY_TIMEOUT"],
                           default_graph=default, named_graphs=named)
-    charset = "" if fmt.media_type.endswith("json") and fmt.name == "json" else "; charset=utf-8"
-    response = Response(payload, content_type=fmt.media_type + charset)
-    response.headers["Vary"] = "Accept"
-    return response
+    return Response(payload, content_type=CONTENT_TYPES[fmt], headers={"Vary": "Accept"})
