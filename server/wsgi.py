@@ -1,19 +1,31 @@
-"""Production serving with gunicorn: sync workers, one snapshot for the whole server until it is reloaded.
+"""Production serving with gunicorn: threaded workers, one snapshot for the whole server until it is reloaded.
 
 The arbiter resolves `<data>/current` once, pins that snapshot and hands its path to every worker, so
 a worker that replaces one retired at the time limit serves the same data as its siblings. A new
 build is switched to explicitly: SIGHUP to the arbiter (`kill -HUP $(cat <data>/serve-<port>.pid)`)
 re-resolves `current` and replaces the workers gracefully, old ones finishing what they serve.
+
+Workers are gunicorn's `gthread` kind, chosen by measurement (bench/bench_endpoint.py: about twice
+the requests per second of sync workers at the same CPU per request): clients that keep their
+connection alive (SPARQL libraries, wrk) are served without a new TCP connection per request, which
+sync workers cannot do. With four threads a worker keeps answering while a thread waits on a runaway
+query; at its time limit the whole worker retires gracefully (server/store/timelimit.py).
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from pathlib import Path
 from typing import IO, Any
 
 from gunicorn.app.base import BaseApplication
 
 from kg.contract import current_snapshot, pin
+
+#: how each worker serves (the endpoint benchmark serves its bare app the same way)
+WORKER_OPTIONS: dict[str, Any] = {"worker_class": "gthread", "threads": 4, "keepalive": 5}
 
 
 class SnapshotServer(BaseApplication):
@@ -43,6 +55,21 @@ class SnapshotServer(BaseApplication):
         return create_app(config)
 
 
+def end_worker(arbiter: Any, worker: Any) -> None:
+    """gunicorn's worker_exit hook: a worker that is done serving ends without interpreter teardown.
+
+    Teardown has nothing left to do for a worker, and it crashes (SIGSEGV) while a thread still runs a
+    query past its time limit, or tears down Oxigraph under live threads. The exit status gunicorn
+    was about to use is kept (3 and 4 tell the arbiter that a worker could not boot).
+    """
+    leaving = sys.exc_info()[1]
+    status = leaving.code if isinstance(leaving, SystemExit) and isinstance(leaving.code, int) else 0
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 def pid_file(data_dir: Path, port: int) -> Path:
     """Where the arbiter writes its pid (for `kill -HUP`)."""
     return data_dir / f"serve-{port}.pid"
@@ -51,9 +78,9 @@ def pid_file(data_dir: Path, port: int) -> Path:
 def run_gunicorn(data_dir: Path, host: str, port: int, workers: int, *, access_log: bool = False,
                  reload: bool = False, settings: dict[str, Any] | None = None) -> None:
     """Serve until stopped (SIGTERM/SIGINT); SIGHUP switches to the data directory's current snapshot."""
-    options: dict[str, Any] = {"bind": f"{host}:{port}", "workers": workers, "worker_class": "sync",
-                               "timeout": 60, "graceful_timeout": 10, "keepalive": 5,
-                               "pidfile": str(pid_file(data_dir, port)), "reload": reload,
+    options: dict[str, Any] = {**WORKER_OPTIONS, "bind": f"{host}:{port}", "workers": workers,
+                               "timeout": 60, "graceful_timeout": 10,
+                               "pidfile": str(pid_file(data_dir, port)), "reload": reload, "worker_exit": end_worker,
                                "control_socket_disable": True}  # gunicorn 24+ would listen under ~/.gunicorn
     if access_log:
         options["accesslog"] = "-"

@@ -3,9 +3,12 @@
 Oxigraph evaluates a query with the GIL released and cannot cancel it, so each query runs in a
 thread of the serving process while the request waits for it against a deadline. Past the deadline
 the request is answered 503 at once; the runaway computation cannot be stopped from inside, so the
-process retires: under gunicorn (`medcode serve`) the worker is told to exit as soon as the answer is
-sent (it exits at once, so the thread dies with it) and the arbiter starts a fresh worker while the others keep serving.
-Elsewhere (the Flask test client, another WSGI server) nothing can stop the thread; that is logged.
+process retires: under gunicorn (`medcode serve`) the worker stops as soon as the answer is sent. It
+takes no new connection, lets the requests its other threads are serving finish (each under its own
+limit; gunicorn's graceful timeout bounds the wait) and exits, so the runaway thread dies with it
+(server/wsgi.py ends a worker without interpreter teardown); the arbiter starts a fresh worker while
+the others keep serving. Elsewhere (the Flask test client, another WSGI server) nothing can stop the
+thread; that is logged.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import signal
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -27,12 +31,10 @@ class TimeLimitExceeded(Exception):
     """The query did not finish within its time limit (the request is answered, the process retires)."""
 
 
-EXIT_CODE = 75  # a retired worker's exit status (not 3 or 4: gunicorn's arbiter halts on those)
-
-
 def _exit_after(response: Response) -> Response:
     response.headers["Connection"] = "close"
-    response.call_on_close(lambda: os._exit(EXIT_CODE))  # once the answer is sent: the thread dies with us
+    # once the answer is sent: gunicorn's graceful stop (no new connections, in-flight requests finish)
+    response.call_on_close(lambda: os.kill(os.getpid(), signal.SIGTERM))
     return response
 
 
