@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from .describe import Description, Fact, group
-from .notes import note_sections, read_notes
+from .notes import KINDS, note_sections, read_notes
 from .paging import Reverse, children
 from .respond import render
 from .terms import (
@@ -235,7 +235,7 @@ def _relations(d: Description, data: CodeData, view: View) -> dict:
     """The template values of the Relations section and of the properties it shows."""
     v = view.vocab
     handled = CODE_HANDLED | v.sub_properties(MCNS + "reportInstead") | v.sub_properties(MCNS + "reportedInsteadOf") \
-        | v.sub_properties(FEE) | v.sub_properties(MCNS + "tabularNote")
+        | v.sub_properties(FEE) | set(KINDS)
     return dict(
         not_reported=_not_reported(d, data.edits, view), instead=_most_specific(d, v, MCNS + "reportInstead", view),
         instead_of=_most_specific(d, v, MCNS + "reportedInsteadOf", view), similar=d.get(MCNS + "similarCode"),

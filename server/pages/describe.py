@@ -159,8 +159,8 @@ def describe_rdf(iri: str, fmt: Format, extra: Iterable[tuple[str, str, str]] = 
     extra_iris = {x for a, _, c in extra for x in (a, c)}
     query = f"""CONSTRUCT {{ ?s ?p ?o }} WHERE {{
       {{ VALUES ?s {{ {s} }} ?s ?p ?o {_NOT_UNBOUNDED} {not_itself('?o', iri)} }}
-      UNION {{ {s} (mc:profile|mc:indication|mc:history|mc:profile/mc:procedureStep|mc:tabularNote) ?s
-               OPTIONAL {{ ?s ?p ?o }} }}
+      UNION {{ {s} (mc:profile|mc:indication|mc:history|mc:profile/mc:procedureStep) ?s OPTIONAL {{ ?s ?p ?o }} }}
+      UNION {{ {s} ?note ?s . ?s a mc:TabularNote ; ?p ?o }}
       UNION {{ ?s (mc:column1|mc:column2) {s} ; a mc:CodePairEdit ; ?p ?o }}
       UNION {{ ?s rdf:subject {s} ; a mc:Assertion ; ?p ?o }}
       UNION {_label_branch(f"{s} ?q ?s . FILTER(?q NOT IN ({', '.join(f'<{p}>' for p in UNBOUNDED)}))")}
