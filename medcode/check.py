@@ -129,7 +129,7 @@ def check(codes: tuple[str, ...], date_of_service: str | None, setting: str, uni
         raise click.UsageError(f"the claim is not right: {exc}") from exc
     try:
         app = create_app({"MEDCODE_DATA": str((data_dir or default_data_dir()).resolve()), "MEDCODE_STORE": store})
-        with app.app_context():
+        with app.test_request_context():  # findings link code pages, as the form does
             result = check_claim(claim)
     except (SnapshotMissing, HTTPError, OSError) as exc:
         raise CheckFailed(f"the check could not run: {exc}") from exc

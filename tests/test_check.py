@@ -177,6 +177,25 @@ def test_more_than_200_lines_is_refused_saying_the_limit(client):
     assert client.post("/check", json={"date_of_service": DATE, "lines": [{"code": "62369"}] * 200}).status_code == 200
 
 
+def test_the_largest_claim_is_answered_within_the_time_limit(client):
+    """200 lines of different codes: 19,900 pairs, bound a few hundred rows a query."""
+    diagnoses = ["G89.29", "G89.3", "G35", "Z45.1", "R52", "C18.9", "G80.0", "M62.838", "R25.2", "Z51.11", "G89.4",
+                 "C22.0"]
+    codes = ["95990", "96522", *(str(62200 + i) for i in range(198))]  # 62369 among them
+    lines = [{"code": code, "modifiers": ["59", "XU", "RT", "76"], "units": 3, "diagnoses": diagnoses}
+             for code in codes]
+    result = check(client, *lines)
+    assert {"ncci-ptp", "mue", "diagnosis-not-billable", "code-unknown"} <= rules(result)
+
+
+def test_a_claim_points_to_at_most_12_diagnoses(client):
+    lines = [{"code": "62369", "diagnoses": [f"G89.{n}" for n in (0, 21, 22, 28, 29, 3, 4)]},
+             {"code": "95990", "diagnoses": ["G35.A", "G35.D", "Z45.1", "R52", "C18.9", "C22.0"]}]
+    response = client.post("/check", json={"date_of_service": DATE, "lines": lines})
+    assert response.status_code == 400
+    assert response.get_data(as_text=True).startswith("lines[1].diagnoses: a claim points to at most 12")
+
+
 def test_a_body_that_is_not_a_json_claim_is_refused(client):
     assert client.post("/check", data="{", content_type="application/json").status_code == 400
     assert client.post("/check", data="x", content_type="text/plain").status_code == 415

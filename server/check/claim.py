@@ -17,7 +17,7 @@ from ..http.errors import HTTPError
 
 MAX_LINES = 200  # lines in one claim (413 above)
 MAX_MODIFIERS = 4  # modifiers on one line (the claim forms' four modifier fields)
-MAX_DIAGNOSES = 12  # diagnoses one line points to (the claim forms' twelve diagnosis fields)
+MAX_DIAGNOSES = 12  # different diagnoses of one claim (the claim forms' twelve diagnosis fields)
 MAX_UNITS = 99_999
 SETTINGS = ("practitioner", "outpatient-hospital")  # the NCCI tables: practitioner and outpatient hospital
 #: the shape of a code on a claim line: CPT (four digits and a digit or letter) or HCPCS Level II
@@ -76,8 +76,17 @@ def parse_claim(data: Any) -> Claim:
         raise ClaimError("lines", "is required: a list of one or more lines")
     if len(lines) > MAX_LINES:
         raise ClaimError("lines", f"a claim has at most {MAX_LINES} lines; this one has {len(lines)}", 413)
-    return Claim(_date(data["date_of_service"]), setting,
-                 tuple(_line(f"lines[{i}]", line) for i, line in enumerate(lines)))
+    parsed = tuple(_line(f"lines[{i}]", line) for i, line in enumerate(lines))
+    _few_diagnoses(parsed)
+    return Claim(_date(data["date_of_service"]), setting, parsed)
+
+
+def _few_diagnoses(lines: tuple[Line, ...]) -> None:
+    seen: set[str] = set()
+    for i, line in enumerate(lines):
+        seen.update(line.diagnoses)
+        if len(seen) > MAX_DIAGNOSES:
+            raise ClaimError(f"lines[{i}].diagnoses", f"a claim points to at most {MAX_DIAGNOSES} different diagnoses")
 
 
 def _known_fields(path: str, data: dict[str, Any], known: tuple[str, ...]) -> None:

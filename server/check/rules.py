@@ -2,12 +2,13 @@
 
 The block says which table of the claim the query reads (`table`, see tables.py), which result
 variables hold the lines involved (`lines`), the edit's IRI (`edit`) and its source (`source`),
-which variables are gathered over the rows of one finding (`collect`; a value may itself be a list
-separated by "|"), which hold IRIs of the codes a finding is about (`links`, shown as links by the
-HTML form) and which holds an IRI the graph does not know (`near`: its near matches fill `{near}`).
-`rules` maps each rule id the query reports (its `?rule` column, or the only id) to a severity and
-message templates whose `{names}` are result variables. What a rule means lives in the query; this
-module reads the headers, run.py binds, runs and words.
+which variables are gathered over the rows of one finding (`collect`), which hold IRIs of the codes a
+finding is about (`links`, shown as links by the HTML form; a `collect` or `links` value may itself be
+a list separated by "|", as GROUP_CONCAT makes it), which holds an IRI the graph does not know
+(`near`: its near matches fill `{near}`) and which columns of the table the query aggregates over
+(`together`: their rows are bound in the same query). `rules` maps each rule id the query reports (its `?rule`
+column, or the only id) to a severity and message templates whose `{names}` are result variables.
+What a rule means lives in the query; this module reads the headers, run.py binds, runs and words.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..named_queries import HeaderError, NamedQuery, load_named_queries, queries
 from .tables import COLUMNS
 
 SEVERITIES = ("deny", "warn", "info")  # also the order findings come in
-CHECK_KEYS = {"table", "lines", "edit", "source", "collect", "links", "near", "rules"}
+CHECK_KEYS = {"table", "lines", "edit", "source", "collect", "links", "near", "together", "rules"}
 VARIABLE = re.compile(r"[?$]([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -49,6 +50,7 @@ class Rule:
     collect: tuple[str, ...] = ()
     links: tuple[str, ...] = ()
     near: str | None = None
+    together: tuple[str, ...] = ()  # table columns whose rows the query aggregates together
     grouped: tuple[str, ...] = field(default=(), compare=False)  # variables that tell findings apart
 
 
@@ -94,7 +96,9 @@ def parse_rule(query: NamedQuery) -> Rule:
         raise HeaderError(f"{path}: parameters {', '.join(stray)} are not columns of the {table} table "
                           f"({', '.join(sorted(COLUMNS[table]))})")
     variables = set(VARIABLE.findall(query.text))
-    names = {key: _names(path, spec, key) for key in ("lines", "collect", "links")}
+    names = {key: _names(path, spec, key) for key in ("lines", "collect", "links", "together")}
+    if set(names["together"]) - COLUMNS[table]:
+        raise HeaderError(f"{path}: check.together names columns of the {table} table")
     single = {key: spec.get(key) for key in ("edit", "source", "near")}
     used = {*names["lines"], *names["collect"], *names["links"], *(v for v in single.values() if v)}
     if not names["lines"] or used - variables:
@@ -106,7 +110,7 @@ def parse_rule(query: NamedQuery) -> Rule:
     fields = set().union(*(template_fields(w.message) | template_fields(w.instead or "") for w in wordings.values()))
     grouped = tuple(sorted(fields - set(names["collect"]) - {"near"}))
     return Rule(query, table, names["lines"], wordings, single["edit"], single["source"], names["collect"],
-                names["links"], single["near"], grouped)
+                names["links"], single["near"], names["together"], grouped)
 
 
 @lru_cache(maxsize=4)

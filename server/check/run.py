@@ -1,6 +1,7 @@
 """Running the check: each rule's query with the claim bound, through the app's store, then words.
 
-Every rule is a query through `run_query`, the same call in embedded and remote mode. The rows of a
+Every rule is a query through `run_query`, the same call in embedded and remote mode; the rules'
+queries run side by side, the findings are then worded in the request's own thread. The rows of a
 rule that name the same finding (same rule id and wording) become one finding: its lines and
 `collect` values gathered and sorted, so the answer does not depend on the engine's row order.
 Findings come denials first, then warnings, then information, each by line, rule and message.
@@ -8,8 +9,12 @@ Findings come denials first, then warnings, then information, each by line, rule
 
 from __future__ import annotations
 
+import contextvars
 import json
+import os
+import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,10 +23,11 @@ from ..pages.terms import natural
 from ..store import run_query
 from .claim import Claim
 from .rules import SEVERITIES, Rule, Wording, current_rules, template_fields
-from .tables import bound_query
+from .tables import bound_queries
 
 LISTED = 12  # values of a gathered list a message shows before "and N more"
 NEAR = 5  # near matches suggested for a code the graph does not know
+WORKERS = 8  # rule queries put to the store at once
 
 
 @dataclass(frozen=True)
@@ -62,18 +68,45 @@ class Result:
         return {"clean": self.clean, "findings": [f.to_json() for f in self.findings]}
 
 
+class _Pool:
+    """Threads that put the rules' queries to the store at once (both stores answer several at a time:
+    Oxigraph evaluates without the GIL, a remote engine is a round trip); one pool per process."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pid, self.executor = 0, None  # type: tuple[int, ThreadPoolExecutor | None]
+
+    def get(self) -> ThreadPoolExecutor:
+        with self.lock:
+            if self.executor is None or self.pid != os.getpid():  # threads do not survive a fork
+                self.pid, self.executor = os.getpid(), ThreadPoolExecutor(WORKERS, "medcode-check")
+            return self.executor
+
+
+_POOL = _Pool()
+
+
 def check(claim: Claim) -> Result:
-    """Every rule on the claim, through the app's store (an app context is needed)."""
-    findings = [finding for rule in current_rules() for finding in _run(rule, claim)]
+    """Every rule on the claim, through the app's store (in a request, or an app context for the CLI).
+
+    Each query runs in a copy of this thread's context, so it is this request's: its time limit
+    retires a gunicorn worker as any other query's does.
+    """
+    rules = current_rules()
+    jobs = [[_POOL.get().submit(contextvars.copy_context().run, _rows, text)
+             for text in bound_queries(rule.query, rule.table, claim, rule.together)] for rule in rules]
+    findings = [finding for rule, futures in zip(rules, jobs, strict=True)
+                for finding in _findings(rule, [row for future in futures for row in future.result()])]
     return Result(claim, tuple(sorted(findings, key=Finding.order)))
 
 
-def _run(rule: Rule, claim: Claim) -> list[Finding]:
-    text = bound_query(rule.query, rule.table, claim)
-    if text is None:
-        return []
+def _rows(text: str) -> list[dict[str, str]]:
+    """The answer rows (lexical values) of one bound rule query."""
     payload = run_query(text, fmt="json", named=None)
-    rows = [{k: v["value"] for k, v in b.items()} for b in json.loads(payload)["results"]["bindings"]]
+    return [{k: v["value"] for k, v in b.items()} for b in json.loads(payload)["results"]["bindings"]]
+
+
+def _findings(rule: Rule, rows: list[dict[str, str]]) -> list[Finding]:
     groups: dict[tuple, list[dict[str, str]]] = {}
     for row in rows:
         rule_id = row.get("rule") or next(iter(rule.wordings))
@@ -86,7 +119,7 @@ def _finding(rule: Rule, rule_id: str, rows: list[dict[str, str]]) -> Finding:
     first, wording = rows[0], rule.wordings[rule_id]
     values = {name: first.get(name, "") for name in rule.grouped}
     values.update({name: _listed(row.get(name) for row in rows) for name in rule.collect})
-    links = [row[v] for row in rows for v in rule.links if row.get(v)]
+    links = [iri for row in rows for v in rule.links for iri in (row.get(v) or "").split("|") if iri]
     if rule.near and first.get(rule.near):
         near = [link for link in suggest(first[rule.near]) if link.notation][:NEAR]
         values["near"] = ", ".join(link.notation for link in near)
