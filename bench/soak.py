@@ -4,16 +4,15 @@ Run on demand (tests/test_soak.py runs a short version in CI):
 
     python -m bench.soak [--data DIR] [--duration 60] [--clients 16] [--processes 4] [--time-limit 3]
 
-`medcode serve` (gunicorn, 2 sync workers) runs on a free 127.0.0.1 port with MEDCODE_QUERY_TIMEOUT at
-the time limit. Closed-loop clients, each a thread with its own keep-alive `requests.Session`, spread
-over client processes (the "client lag" row shows what the GIL and the CPU add to their clocks), send
-a weighted mix of SPARQL lookups, pages (HTML and Turtle), searches (codes and words), named-query API
-calls and a few exports. Every `--runaway-every` s a runaway query must be answered 503 within the
-limit + 1 s; its worker then retires and gunicorn starts another. Clients never retry, as requests
-does not by default (`requests.adapters.DEFAULT_RETRIES = 0`): every failure a user would see counts.
-Memory is the RSS of the arbiter and all its descendants from /proc, read at the same point of each
-runaway cycle (just before one is sent). Prints one table; exits 1 when an acceptance figure is
-missed (no errors, p99 under 250 ms, memory growth under 10 %).
+`medcode serve` (gunicorn, 2 workers, MEDCODE_QUERY_TIMEOUT at the time limit) on a free 127.0.0.1
+port. Closed-loop clients, each a thread with a keep-alive `requests.Session`, spread over processes
+(the "client lag" row is what the GIL and the CPU add to their clocks), send a weighted mix of SPARQL
+lookups, pages (HTML, Turtle), searches (codes, words), named-query API calls and a few exports. Every
+`--runaway-every` s a runaway query must be answered 503 within the limit + 1 s; its worker retires and
+gunicorn starts another. Clients never retry, as requests does not (`requests.adapters.DEFAULT_RETRIES
+= 0`): a failure a user would see counts. Memory: RSS of the arbiter and its descendants (/proc), read
+just before each runaway. Prints one table; exits 1 on a missed figure (an error, p99 >= 250 ms, memory
+growth >= 10 %, a runaway not answered in time).
 """
 
 from __future__ import annotations
@@ -57,6 +56,7 @@ Trip = tuple[float, float, str]  # a runaway query: started, seconds, status or 
 
 
 def sparql(query: str) -> str:
+    """The protocol GET path for a query (the server predeclares cpt:, mc:, skos: ...)."""
     return "/sparql?" + urlencode({"query": query})
 
 
@@ -124,6 +124,7 @@ def client(base: str, seed: int, end: float, out: list[Sample]) -> None:
 
 
 def cpu_seconds(who: int) -> float:
+    """User + system CPU seconds of this process or of its waited-for children (RUSAGE_*)."""
     usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
 
@@ -225,9 +226,8 @@ def watch_workers(arbiter: int, end: float, seen: dict[int, list[float]], every:
 
 def machine_cpu() -> tuple[float, float]:
     """(busy, all) CPU seconds of the whole machine since boot, from /proc/stat."""
-    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = ticks[3] + ticks[4]  # idle, iowait
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK"), sum(ticks[:8]) / os.sysconf("SC_CLK_TCK")
+    ticks = [int(x) / os.sysconf("SC_CLK_TCK") for x in Path("/proc/stat").read_text().split()[1:9]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # all but idle and iowait, all
 
 
 @dataclass
@@ -248,8 +248,7 @@ class Run:
     @property
     def errors(self) -> list[str]:
         """Every healthy request that failed, warm-up included."""
-        start = self.measured[0]
-        return [f"{s[0]} at {s[1] - start:+.2f} s: {s[3]}" for s in self.samples if s[3] != "200"]
+        return [f"{s[0]} at {s[1] - self.measured[0]:+.2f} s: {s[3]}" for s in self.samples if s[3] != "200"]
 
     @property
     def steady(self) -> list[Sample]:
@@ -258,6 +257,7 @@ class Run:
 
     @property
     def p99_ms(self) -> float:
+        """The acceptance latency: p99 of the healthy requests after the warm-up."""
         return percentile(sorted(s[2] * 1000 for s in self.steady), 0.99)
 
     @property
@@ -287,6 +287,7 @@ def spread(ms: list[float]) -> list[str]:
 
 def latency_row(name: str, samples: list[Sample], seconds: float, note: str = "",
                 failed: int | None = None) -> list[str]:
+    """A table row for some requests: count, rate, latencies and failures (non-200s unless `failed` is given)."""
     failed = sum(1 for s in samples if s[3] != "200") if failed is None else failed
     return [name, f"{len(samples):,}", f"{len(samples) / seconds:,.1f}", *spread([s[2] * 1000 for s in samples]),
             str(failed), note]
@@ -321,6 +322,7 @@ def summarise(run: Run) -> Run:
 
 
 def acceptance(run: Run) -> list[str]:
+    """The acceptance figures the run missed, each as a sentence."""
     problems = []
     if run.errors:
         problems.append(f"{len(run.errors)} healthy requests failed, first: {run.errors[:3]}")
@@ -376,6 +378,7 @@ def soak(data_dir: Path, workdir: Path, settings: Settings) -> Run:
 
 
 def main() -> None:
+    """The command line: one soak, its table, exit status 1 when a figure is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=default_data_dir())
     given = Settings()
@@ -389,9 +392,7 @@ def main() -> None:
     settings = Settings(**{f.name: getattr(args, f.name) for f in fields(Settings)})
     with tempfile.TemporaryDirectory(prefix="medcode-soak-") as workdir:
         run = soak(args.data, Path(workdir), settings)
-    print(table(run))
-    for problem in run.problems:
-        print("FAIL:", problem)
+    print("\n".join([table(run), *(f"FAIL: {problem}" for problem in run.problems)]))
     sys.exit(1 if run.problems else 0)
 
 
