@@ -1,7 +1,8 @@
 """The floor for the endpoint benchmark: a bare Flask + pyoxigraph app with no protections at all.
 
-Served by gunicorn exactly like medcode (`gunicorn -w 2 bench.bare_app:app`, MEDCODE_BENCH_STORE set
-to a snapshot's store directory); the benchmark reports medcode's throughput relative to it.
+Served by gunicorn with medcode's own worker settings (server.wsgi.WORKER_OPTIONS; bench/bench_endpoint.py
+starts it with MEDCODE_BENCH_STORE set to the snapshot's store directory); the benchmark reports
+medcode's throughput relative to it.
 """
 
 from __future__ import annotations
