@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -225,12 +227,18 @@ def serve(data_dir: Path | None, store: str, host: str, port: int, workers: int,
 
 
 def _serveable_snapshot(data: Path) -> None:
-    """Build the first snapshot if there is none; refuse to serve a damaged one."""
+    """Build the first snapshot if there is none; refuse to serve a damaged one.
+
+    Both run in child processes: a store opened here, before gunicorn forks its workers, would be
+    inherited half-alive by them (RocksDB's threads do not survive a fork; the workers crash on exit).
+    """
     if current_snapshot(data) is None:
         click.echo(f"No snapshot in {data}: building it first (once).", err=True)
-        _build(data, "reasonable")
+        if subprocess.run([sys.executable, "-m", "medcode", "build", "--data", str(data)]).returncode != 0:
+            raise click.ClickException("the first build failed (see above); nothing to serve")
     snapshot = _snapshot_or_fail(data)
-    problems = verify_snapshot(snapshot)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        problems = pool.apply(verify_snapshot, (snapshot,))
     if problems:
         raise click.ClickException(f"the live snapshot {snapshot} is damaged; rebuild it with `medcode build`:\n  "
                                    + "\n  ".join(problems))
