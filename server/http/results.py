@@ -28,23 +28,34 @@ def limited(items: Iterable, limit: int, what: str) -> Iterator:
         yield item
 
 
+XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
+
+
+def _json_literal(term: ox.Literal) -> dict:
+    if term.language:
+        return {"type": "literal", "value": term.value, "xml:lang": term.language}
+    datatype = term.datatype.value
+    if datatype == XSD_STRING:
+        return {"type": "literal", "value": term.value}
+    return {"type": "literal", "value": term.value, "datatype": datatype}
+
+
+def _json_triple(term: ox.Triple) -> dict:
+    return {"type": "triple", "value": {"subject": _json_term(term.subject), "predicate": _json_term(term.predicate),
+                                        "object": _json_term(term.object)}}
+
+
+#: term class -> its SPARQL JSON form (a dict lookup per term: this is the inner loop of every answer)
+_JSON_TERMS = {ox.NamedNode: lambda term: {"type": "uri", "value": term.value},
+               ox.BlankNode: lambda term: {"type": "bnode", "value": term.value},
+               ox.Literal: _json_literal, ox.Triple: _json_triple}
+
+
 def _json_term(term) -> dict:
-    if isinstance(term, ox.NamedNode):
-        return {"type": "uri", "value": term.value}
-    if isinstance(term, ox.BlankNode):
-        return {"type": "bnode", "value": term.value}
-    if isinstance(term, ox.Literal):
-        out = {"type": "literal", "value": term.value}
-        if term.language:
-            out["xml:lang"] = term.language
-        elif term.datatype.value != "http://www.w3.org/2001/XMLSchema#string":
-            out["datatype"] = term.datatype.value
-        return out
-    if isinstance(term, ox.Triple):
-        return {"type": "triple", "value": {"subject": _json_term(term.subject),
-                                            "predicate": _json_term(term.predicate),
-                                            "object": _json_term(term.object)}}
-    raise TypeError(term)
+    write = _JSON_TERMS.get(type(term))
+    if write is None:
+        raise TypeError(term)
+    return write(term)
 
 
 def _xml_term(term) -> str:
@@ -55,7 +66,7 @@ def _xml_term(term) -> str:
     if isinstance(term, ox.Literal):
         if term.language:
             return f"<literal xml:lang={quoteattr(term.language)}>{escape(term.value)}</literal>"
-        if term.datatype.value != "http://www.w3.org/2001/XMLSchema#string":
+        if term.datatype.value != XSD_STRING:
             return f"<literal datatype={quoteattr(term.datatype.value)}>{escape(term.value)}</literal>"
         return f"<literal>{escape(term.value)}</literal>"
     return f"<literal>{escape(str(term))}</literal>"
@@ -70,9 +81,8 @@ def write_solutions(solutions: ox.QuerySolutions, fmt: str, limit: int) -> bytes
     names = [v.value for v in solutions.variables]
     rows = limited(solutions, limit, "rows")
     if fmt == "json":
-        bindings = []
-        for row in rows:
-            bindings.append({n: _json_term(row[n]) for n in names if row[n] is not None})
+        bindings = [{n: _json_term(term) for n, term in zip(names, row, strict=True)
+                     if term is not None} for row in rows]
         return json.dumps({"head": {"vars": names}, "results": {"bindings": bindings}},
                           ensure_ascii=False, separators=(",", ":")).encode()
     if fmt == "xml":
