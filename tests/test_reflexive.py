@@ -21,15 +21,10 @@ MAPPING_PROPERTIES = ("exactMatch", "closeMatch", "mappingRelation")
 
 
 @pytest.fixture(scope="module")
-def app(data_dir: Path):
+def client(data_dir: Path):
     app = create_app({"MEDCODE_DATA": str(data_dir), "QUERY_TIMEOUT": 60})
-    yield app
+    yield app.test_client()
     app.extensions["medcode.store"].close()
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return app.test_client()
 
 
 @pytest.fixture(scope="module")
