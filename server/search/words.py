@@ -4,7 +4,7 @@ A unit is a query word, or a code typed among the words. A word stands for index
 stem's family, words it begins, near spellings: `SearchIndex.expand`), each weighted by the kind of
 match and capped at the word's own IDF, so a rarer term a word stands for never outweighs the word. A
 document matched by several of a word's terms scores by the best of them; fields weigh 1 (labels) or
-0.8 (descriptors only); BM25 uses tf = 1, so a code's length norm is its only per-document factor.
+0.8 (only descriptors or inclusion terms); BM25 uses tf = 1, so a code's length norm is its only per-document factor.
 """
 
 from __future__ import annotations
