@@ -50,7 +50,8 @@ def selection(curation: Curation, codes: Iterable[str] | None) -> set[str]:
 
 
 def icd_triples(only: set[str] | None = None) -> Iterator[Triple]:
-    """Every chapter, block, category and subcategory (or those in `only`), with label, parent and billable flag."""
+    """Every chapter, block, category and subcategory (or those in `only`), with label, parent, billable flag and
+    notes."""
     cm = _cm()
     yes, no = Literal(True), Literal(False)
     source = ID["source/ICD-10-CM-2026"]
@@ -158,8 +159,8 @@ class Resolver:
         return list(dict.fromkeys(item for mention in mentions(text) for item in self.items(mention)))
 
     def items(self, mention: Mention) -> list[str]:
-        """A code itself; a range as the block or chapter of that name, else each item of the first code's
-        level from the first code to the last; the ends that exist when the range is not in the release."""
+        """A code itself; a range as the block or chapter of that name, else the items from its first code to its
+        last (`_span`); the ends that exist when the range is not in the release."""
         cm, first, last = self.cm, mention.first, mention.last
         if last is None:
             return [first] if cm.is_valid_item(first) else []
