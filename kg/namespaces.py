@@ -49,7 +49,7 @@ def _shipped(name: str) -> Path:
     return folder
 
 
-ONTOLOGY_DIR = _shipped("ontology_files")  # medcode.ttl, skos-axioms.ttl, shapes.ttl
+ONTOLOGY_DIR = _shipped("ontology_files")  # medcode.ttl, icd10cm.ttl, skos-axioms.ttl, shapes.ttl
 SOURCES_DIR = _shipped("sources")  # the curated YAML (kg/sources/README.md)
 QUERIES_DIR = _shipped("queries")  # the named queries (*.rq with a '#+ ' YAML header)
 
