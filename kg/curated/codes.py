@@ -21,14 +21,17 @@ from .reader import SYSTEM_CLASS, Reader, date, text
 
 ROUTES = ("Intrathecal", "Epidural", "Intraventricular", "Intravenous", "IntraArterial", "Subcutaneous")
 CODE_SYSTEM_META = {
-    # system: (label, FHIR canonical URI, OID, release) -- domain.md §3.2 (HL7 THO)
+    # system: (label, FHIR canonical URI, OID, release) -- domain.md §3.2 (HL7 THO). The modifiers are
+    # a list, not a code system: each is defined by CPT or HCPCS Level II (mc:modifierSystem), whose
+    # FHIR system and OID are the modifier's, so the list carries none of its own.
     "cpt": ("CPT (Current Procedural Terminology)", "http://www.ama-assn.org/go/cpt",
             "2.16.840.1.113883.6.12", "curated subset, descriptors only where a seed quotes them (2026)"),
     "hcpcs": ("HCPCS Level II", "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
               "2.16.840.1.113883.6.285", "descriptors from the 2019 alpha-numeric file; OPPS SI April 2026"),
-    "modifier": ("CPT and HCPCS Level II modifiers", "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets",
-                 "2.16.840.1.113883.6.285", "modifiers listed by the seeds, plus the X{EPSU} subset and KD"),
+    "modifier": ("CPT and HCPCS Level II modifiers", None, None,
+                 "modifiers listed by the seeds, plus the X{EPSU} subset and KD"),
 }
+MODIFIER_SYSTEMS = ("cpt", "hcpcs")
 KIND_CLASS = {"procedure": MC.ProcedureCode, "device": MC.DeviceCode, "supply": MC.SupplyCode,
               "drug": MC.DrugCode, "modifier": None}
 ROLE_CLASS = {"core": MC.PumpFamilyCode, "adjacent": MC.AdjacentCode}
@@ -48,8 +51,9 @@ def add_code_systems(reader: Reader) -> None:
         scheme = URIRef(ID_BASE + system)
         graph.add((scheme, RDF.type, MC.CodeSystem))
         graph.add((scheme, SKOS.prefLabel, text(label)))
-        graph.add((scheme, MC.fhirSystem, Literal(fhir, datatype=XSD.anyURI)))
-        graph.add((scheme, MC.oid, Literal(oid)))
+        if fhir:
+            graph.add((scheme, MC.fhirSystem, Literal(fhir, datatype=XSD.anyURI)))
+            graph.add((scheme, MC.oid, Literal(oid)))
         graph.add((scheme, MC.release, Literal(release)))
         graph.add((scheme, DCTERMS.source, ID["source/HL7-THO"]))
 
@@ -106,6 +110,12 @@ def _as_date(code: _Code, field_name: str, value: Any) -> Literal:
     return date(code.record, field_name, value)
 
 
+def _as_modifier_system(code: _Code, field_name: str, value: Any) -> URIRef:
+    if str(code.record["system"]) != "modifier" or value not in MODIFIER_SYSTEMS:
+        raise code.record.error(field_name, "is cpt or hcpcs, and only on a modifier")
+    return URIRef(ID_BASE + value)
+
+
 #: field: (property, whether it holds a list, the RDF term of one value)
 FACTS: dict[str, tuple[URIRef, bool, Callable[[_Code, str, Any], Any]]] = {
     "label": (SKOS.prefLabel, False, _as_text),
@@ -119,6 +129,7 @@ FACTS: dict[str, tuple[URIRef, bool, Callable[[_Code, str, Any], Any]]] = {
     "listed_modifiers": (MC.listedModifier, True, _as_modifier),
     "added": (MC.addedDate, False, _as_date),
     "performers": (MC.performer, True, _as_text),
+    "modifier_system": (MC.modifierSystem, False, _as_modifier_system),
 }
 
 
@@ -162,7 +173,7 @@ def _define(reader: Reader, r: Record) -> URIRef:
 
 
 def _classify(code: _Code) -> None:
-    """The code's kind (procedure, device, ...), its role in the family and, for a modifier, its code set."""
+    """The code's kind (procedure, device, ...) and its role in the family; a modifier must name its code set."""
     r, graph = code.record, code.reader.graph
     kind = r.get("kind", "procedure")
     if kind not in KIND_CLASS:
@@ -174,10 +185,7 @@ def _classify(code: _Code) -> None:
         raise r.error("role", f"'{role}' is not one of {sorted(ROLE_CLASS)}")
     graph.add((code.node, RDF.type, ROLE_CLASS[role]))
     if str(r["system"]) == "modifier":
-        modifier_system = r.get("modifier_system")
-        if modifier_system not in ("cpt", "hcpcs"):
-            raise r.error("modifier_system", "must be cpt or hcpcs")
-        graph.add((code.node, MC.modifierSystem, URIRef(ID_BASE + modifier_system)))
+        code.reader.require(r, "modifier_system")
 
 
 def _descriptors(code: _Code) -> None:

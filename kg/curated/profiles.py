@@ -1,7 +1,7 @@
 """A code record's indications and seed-page profiles (`indications:` and `profiles:` in codes/*.yaml).
 
 A profile is what one seed page says about a code, section by section; an indication is free text
-that names normalised conditions (conditions.yaml), never an ICD-10-CM code itself.
+that names normalised conditions and encounter reasons (conditions.yaml), never an ICD-10-CM code itself.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from rdflib import Literal, URIRef
 from rdflib.namespace import RDF, RDFS
 
-from ..namespaces import DCTERMS, ID, MC
+from ..namespaces import DCTERMS, MC
 from ..records import Record
 from .reader import Reader, text
 
@@ -36,7 +36,8 @@ def read_indication(reader: Reader, ind: Record, code: URIRef, node: URIRef, sou
     for condition in ind.get("conditions") or []:
         if condition not in reader.curation.conditions:
             raise ind.error("conditions", f"unknown condition '{condition}' (defined in conditions.yaml)")
-        graph.add((node, MC.condition, ID[f"condition/{condition}"]))
+        link, target = reader.curation.conditions[condition]
+        graph.add((node, link, target))
 
 
 def read_profile(reader: Reader, p: Record, code: URIRef) -> None:

@@ -15,7 +15,7 @@ from rdflib.term import Node
 
 from ..namespaces import DCTERMS, ID, MC
 from ..ontology import load_ontology
-from ..records import Record, SourceError, load_yaml
+from ..records import Record, SourceError, fact, load_yaml
 from .reader import Reader, date, text
 
 EDIT_KEYS = {"column1", "column2", "modifier_indicator", "basis", "rationale", "source", "effective", "deleted",
@@ -39,25 +39,31 @@ def read_relations(reader: Reader, path: Path) -> None:
 
 
 def _read_edit(reader: Reader, e: Record) -> None:
-    """One code-pair edit: column 1, column 2 and a PTP modifier indicator from value_sets.yaml."""
+    """One code-pair edit: column 1, column 2 and a PTP modifier indicator from value_sets.yaml.
+
+    The edit's `source` states the pair; its indicator, basis and rationale may name their own
+    ({value, source}), since a source that states a pair need not state how it is classified.
+    """
     reader.check_keys(e, EDIT_KEYS)
     reader.require(e, "column1", "column2", "modifier_indicator", "source")
     column1 = reader.code_ref(e, "column1", e["column1"])
     column2 = reader.code_ref(e, "column2", e["column2"])
     node = ID[f"edit/{str(e['column1']).split('/')[1]}_{str(e['column2']).split('/')[1]}"]
     ptp = reader.curation.value_sets.get("ptp_modifier_indicator")
-    indicator = str(e["modifier_indicator"])
-    if ptp is None or indicator not in ptp["values"]:
+    indicator, indicator_source = fact(e["modifier_indicator"], e["source"])
+    if ptp is None or str(indicator) not in ptp["values"]:
         raise e.error("modifier_indicator", f"'{indicator}' is not a PTP modifier indicator (0, 1, 9)")
     graph = reader.graph
     graph.add((node, RDF.type, MC.CodePairEdit))
     graph.add((node, MC.column1, column1))
     graph.add((node, MC.column2, column2))
-    graph.add((node, MC.modifierIndicator, ptp["values"][indicator]))
     graph.add((node, DCTERMS.source, reader.source(e, "source", e["source"])))
+    reader.assert_fact(node, MC.modifierIndicator, ptp["values"][str(indicator)],
+                       reader.source(e, "modifier_indicator", indicator_source))
     for key, prop in EDIT_TEXT.items():
         if e.get(key):
-            graph.add((node, prop, Literal(str(e[key]))))
+            value, source_id = fact(e[key], e["source"])
+            reader.assert_fact(node, prop, Literal(str(value)), reader.source(e, key, source_id))
     for key, prop in EDIT_DATES.items():
         if e.get(key):
             graph.add((node, prop, date(e, key, e[key])))
