@@ -16,11 +16,13 @@ from ..exports.writers import ExportMeta
 from ..store import select
 from .resources import FHIRError
 
+#: a code is in the FHIR system of its code system, or for a modifier of its mc:modifierSystem (CPT for
+#: 59 and 95, HCPCS Level II for the others): never of the modifier list it is also in
 CODE_EXISTS = """
 PREFIX mc: <https://w3id.org/medcode/ontology#>
 PREFIX skos: <http://www.w3.org/2004/02/skos/core#>
 SELECT ?code ?system ?c WHERE {
-  ?c skos:notation ?code ; skos:inScheme ?scheme . ?scheme mc:fhirSystem ?fhir . FILTER(STR(?fhir) = ?system)
+  ?c skos:notation ?code ; (skos:inScheme|mc:modifierSystem)/mc:fhirSystem ?fhir . FILTER(STR(?fhir) = ?system)
 } LIMIT 1
 """
 SYSTEMS = """

@@ -1,5 +1,9 @@
 """Ways in besides a code: the code systems (/browse, /id/{system}), the device class tree
-(/browse/devices) and the routes of drug delivery (/browse/routes), each as HTML or RDF."""
+(/browse/devices) and the routes of drug delivery (/browse/routes), each as HTML or RDF.
+
+On the device tree a code for a choice of kinds ("pump or reservoir") is listed under its own device
+and, as that choice, under each kind the choice covers, so every code that applies to a kind is
+under it."""
 
 from __future__ import annotations
 
@@ -97,14 +101,27 @@ def _devices_by_class(classes: set[str]) -> dict[str, list[str]]:
     return devices
 
 
-def _codes_by_device(devices: list[str]) -> dict[str, list[tuple[str, str]]]:
-    """(relation, code) of the codes that use or denote each device."""
-    uses: dict[str, list[tuple[str, str]]] = defaultdict(list)
+def _codes_by_device(devices: list[str]) -> dict[str, list[tuple[str, str, str | None]]]:
+    """(relation, code, the choice of kinds it reaches the device through or None) of the codes that
+    use or denote each device."""
+    uses: dict[str, list[tuple[str, str, str | None]]] = defaultdict(list)
     if devices:
-        for row in select_terms(f"""SELECT ?d ?rel ?code WHERE {{ VALUES ?d {{ {iri_list(devices)} }}
-            ?code ?rel ?d . VALUES ?rel {{ mc:usesDevice mc:denotesDevice }} }}"""):
-            uses[row["d"].value].append((row["rel"].value, row["code"].value))
+        for row in select_terms(f"""SELECT DISTINCT ?d ?rel ?code ?via WHERE {{ VALUES ?d {{ {iri_list(devices)} }}
+            ?code ?rel ?d . VALUES ?rel {{ mc:usesDevice mc:denotesDevice }}
+            OPTIONAL {{ ?code ?rel ?via . ?via mc:coversDevice ?d }} }}"""):
+            via = row["via"].value if "via" in row else None
+            uses[row["d"].value].append((row["rel"].value, row["code"].value, via))
     return uses
+
+
+def _covered(devices: list[str]) -> dict[str, list[str]]:
+    """The kinds each choice of kinds ("pump or reservoir") covers."""
+    covers: dict[str, list[str]] = defaultdict(list)
+    if devices:
+        for row in select_terms(f"""SELECT ?d ?k WHERE {{ VALUES ?d {{ {iri_list(devices)} }}
+            ?d mc:coversDevice ?k }}"""):
+            covers[row["d"].value].append(row["k"].value)
+    return covers
 
 
 def _tree(supers: dict[str, set[str]], devices: dict[str, list[str]], view: View) -> list[dict]:
@@ -125,20 +142,25 @@ def _tree(supers: dict[str, set[str]], devices: dict[str, list[str]], view: View
 
 
 def devices_html() -> str:
-    """The device class tree with the device individuals and the codes that use or denote them."""
+    """The device class tree with the device individuals, the kinds a choice of kinds covers, and the
+    codes that use or denote each device."""
     view = View()
     supers = _device_classes()
     devices = _devices_by_class(set(supers))
     all_devices = sorted({d for ds in devices.values() for d in ds})
     uses = _codes_by_device(all_devices)
-    view.load(set(supers) | set(all_devices) | {c for us in uses.values() for _, c in us})
+    covers = _covered(all_devices)
+    view.load(set(supers) | set(all_devices) | {c for us in uses.values() for _, c, _ in us})
     for us in uses.values():
         us.sort(key=lambda u: (u[0], view.notation_key(u[1])))
-    return render("pages/devices.html", V=view, tree=_tree(supers, devices, view), uses=uses)
+    for kinds in covers.values():
+        kinds.sort(key=lambda k: view.link(k).text.lower())
+    return render("pages/devices.html", V=view, tree=_tree(supers, devices, view), uses=uses, covers=covers)
 
 
 def devices_rdf(fmt: Format) -> bytes:
-    """The device classes, their individuals, and the codes linked to those (with their labels)."""
+    """The device classes, their individuals (with the kinds they cover), and the codes linked to those
+    (with their labels)."""
     query = f"""CONSTRUCT {{ ?s ?p ?o }} WHERE {{
       {{ {DEVICE_CLASSES} GRAPH <{ASSERTED}> {{ ?c ?p ?o }} BIND(?c AS ?s)
          FILTER(?p IN (rdfs:subClassOf, rdfs:label, skos:definition, rdf:type)) }}
