@@ -217,8 +217,10 @@ def test_96522_indications_from_the_seeds_match_icd10cm_codes(store):
     z5111 = [row for row in rows if row["icdNotation"] is not None and row["icdNotation"].value == "Z51.11"]
     assert {row["source"].value for row in z5111} == {"S000", "S004"}
     assert {row["match"].value for row in z5111} == {"exact"}
-    assert column(z5111, "condition") == {ID_BASE + "condition/antineoplastic-chemotherapy"}
-    assert column(rows, "match") == {"exact", "close"}
+    # issue 12: Z51.11 is an encounter reason, not the condition; G35 is a category, not billable
+    assert column(z5111, "condition") == {ID_BASE + "encounter-reason/antineoplastic-chemotherapy"}
+    assert column(z5111, "role") == {"encounter reason"}
+    assert column(rows, "match") == {"exact", "close", "category"}
 
 
 def test_icd10cm_scheme_holds_every_item_of_the_release(store):
@@ -245,7 +247,8 @@ def test_code_systems_carry_fhir_uris_and_oids(store):
     assert len(rows) == len(systems)  # one FHIR URI and one OID each
     assert systems["cpt"] == ("http://www.ama-assn.org/go/cpt", "2.16.840.1.113883.6.12")
     assert systems["icd10cm"] == ("http://hl7.org/fhir/sid/icd-10-cm", "2.16.840.1.113883.6.90")
-    assert set(systems) == {"cpt", "hcpcs", "icd10cm", "modifier"}
+    # issue 12: the modifier list is no code system of its own (each modifier's is its mc:modifierSystem)
+    assert set(systems) == {"cpt", "hcpcs", "icd10cm"}
     assert {row["fhir"].datatype.value for row in rows} == {XSD + "anyURI"}
 
 
