@@ -14,9 +14,6 @@ query; at its time limit the whole worker retires gracefully (server/store/timel
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
 from pathlib import Path
 from typing import IO, Any
 
@@ -55,21 +52,6 @@ class SnapshotServer(BaseApplication):
         return create_app(config)
 
 
-def end_worker(arbiter: Any, worker: Any) -> None:
-    """gunicorn's worker_exit hook: a worker that is done serving ends without interpreter teardown.
-
-    Teardown has nothing left to do for a worker, and it crashes (SIGSEGV) while a thread still runs a
-    query past its time limit, or tears down Oxigraph under live threads. The exit status gunicorn
-    was about to use is kept (3 and 4 tell the arbiter that a worker could not boot).
-    """
-    leaving = sys.exc_info()[1]
-    status = leaving.code if isinstance(leaving, SystemExit) and isinstance(leaving.code, int) else 0
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
-
-
 def pid_file(data_dir: Path, port: int) -> Path:
     """Where the arbiter writes its pid (for `kill -HUP`)."""
     return data_dir / f"serve-{port}.pid"
@@ -80,7 +62,7 @@ def run_gunicorn(data_dir: Path, host: str, port: int, workers: int, *, access_l
     """Serve until stopped (SIGTERM/SIGINT); SIGHUP switches to the data directory's current snapshot."""
     options: dict[str, Any] = {**WORKER_OPTIONS, "bind": f"{host}:{port}", "workers": workers,
                                "timeout": 60, "graceful_timeout": 10,
-                               "pidfile": str(pid_file(data_dir, port)), "reload": reload, "worker_exit": end_worker,
+                               "pidfile": str(pid_file(data_dir, port)), "reload": reload,
                                "control_socket_disable": True}  # gunicorn 24+ would listen under ~/.gunicorn
     if access_log:
         options["accesslog"] = "-"

@@ -5,10 +5,9 @@ thread of the serving process while the request waits for it against a deadline.
 the request is answered 503 at once; the runaway computation cannot be stopped from inside, so the
 process retires: under gunicorn (`medcode serve`) the worker stops as soon as the answer is sent. It
 takes no new connection, lets the requests its other threads are serving finish (each under its own
-limit; gunicorn's graceful timeout bounds the wait) and exits, so the runaway thread dies with it
-(server/wsgi.py ends a worker without interpreter teardown); the arbiter starts a fresh worker while
-the others keep serving. Elsewhere (the Flask test client, another WSGI server) nothing can stop the
-thread; that is logged.
+limit; gunicorn's graceful timeout bounds the wait) and exits, so the runaway thread dies with it;
+the arbiter starts a fresh worker while the others keep serving. Elsewhere (the Flask test client,
+another WSGI server) nothing can stop the thread; that is logged.
 """
 
 from __future__ import annotations
