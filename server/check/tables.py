@@ -5,6 +5,8 @@ table's columns it uses as its parameters, so the same file is also an ordinary 
 its parameters) at /api/{name}. For the check, each row of the table is bound by the parameter's own
 type (`Param.to_term`: integers, dates and strings as typed RDF literals), never pasted into the text.
 
+A code's IRI is bound beside its notation (`c`, `one`, `two`, `m`, `d`...): engines look a code up by
+its IRI well (Virtuoso plans a lookup by notation from a VALUES block of several columns as a scan).
 A row stands for every line that has the same values in it: its `line` column holds their numbers,
 space-separated (and `count` how many), so a claim repeating a code or a diagnosis on many lines binds
 few rows. Pairs are tables of their own because a VALUES block can be joined only once. A large
@@ -17,7 +19,7 @@ from collections.abc import Callable, Iterable
 
 from ..http.guard import FORMS, TOKENS
 from ..named_queries import NamedQuery, _term
-from .claim import Claim
+from .claim import Claim, diagnosis_iri, modifier_iri
 
 Row = dict[str, str]
 #: rows bound in one query: Oxigraph looks each row up at first but, past about a thousand rows of
@@ -40,49 +42,51 @@ def _kinds(claim: Claim, items: Iterable[tuple[int, Row]], line: str = "line") -
 
 def lines(claim: Claim) -> list[Row]:
     """Each kind of line: a code with its units and modifiers (space-separated)."""
-    return _kinds(claim, ((i, {"code": ln.code, "units": str(ln.units), "modifiers": " ".join(ln.modifiers)})
-                          for i, ln in enumerate(claim.lines)))
+    return _kinds(claim, ((i, {"c": ln.node, "code": ln.code, "units": str(ln.units),
+                               "modifiers": " ".join(ln.modifiers)}) for i, ln in enumerate(claim.lines)))
 
 
 def codes(claim: Claim) -> list[Row]:
     """Each code on the claim's lines."""
-    return _kinds(claim, ((i, {"code": ln.code}) for i, ln in enumerate(claim.lines)))
+    return _kinds(claim, ((i, {"c": ln.node, "code": ln.code}) for i, ln in enumerate(claim.lines)))
 
 
 def pairs(claim: Claim) -> list[Row]:
-    """Two kinds of line (a code and its modifiers) with different codes, each pair once (a rule looks in
-    both directions); `line1`, `line2` are their lines."""
-    kinds = _kinds(claim, ((i, {"code": ln.code, "modifiers": " ".join(ln.modifiers)})
+    """Two kinds of line (a code and its modifiers) with different codes, in both orders (a rule asks
+    about the first as column 1 and the second as column 2); `line1`, `line2` are their lines."""
+    kinds = _kinds(claim, ((i, {"c": ln.node, "code": ln.code, "modifiers": " ".join(ln.modifiers)})
                            for i, ln in enumerate(claim.lines)))
-    return [{**first, "line1": first["line"], "code1": first["code"], "modifiers1": first["modifiers"],
-             "line2": second["line"], "code2": second["code"], "modifiers2": second["modifiers"]}
-            for i, first in enumerate(kinds) for second in kinds[i + 1:] if first["code"] != second["code"]]
+    return [{**first, **{f"{k}1": first[k] for k in ("line", "code", "modifiers")}, "one": first["c"],
+             **{f"{k}2": second[k] for k in ("line", "code", "modifiers")}, "two": second["c"]}
+            for first in kinds for second in kinds if first["c"] != second["c"]]
 
 
 def modifiers(claim: Claim) -> list[Row]:
     """Each modifier with the code of a line it is on."""
-    return _kinds(claim, ((i, {"code": ln.code, "modifier": m}) for i, ln in enumerate(claim.lines)
-                          for m in ln.modifiers))
+    return _kinds(claim, ((i, {"c": ln.node, "code": ln.code, "m": modifier_iri(m), "modifier": m})
+                          for i, ln in enumerate(claim.lines) for m in ln.modifiers))
 
 
 def diagnoses(claim: Claim) -> list[Row]:
     """Each diagnosis the lines point to."""
-    return _kinds(claim, ((i, {"diagnosis": d}) for i, ln in enumerate(claim.lines) for d in ln.diagnoses))
+    return _kinds(claim, ((i, {"d": diagnosis_iri(d), "diagnosis": d}) for i, ln in enumerate(claim.lines)
+                          for d in ln.diagnoses))
 
 
 def line_diagnoses(claim: Claim) -> list[Row]:
     """Each diagnosis of each kind of line (a code and the diagnoses it points to): `line` tells the kinds
     apart, so a rule can ask about all the diagnoses of one line."""
-    kinds = _kinds(claim, ((i, {"code": ln.code, "diagnoses": " ".join(ln.diagnoses)})
+    kinds = _kinds(claim, ((i, {"c": ln.node, "code": ln.code, "diagnoses": " ".join(ln.diagnoses)})
                            for i, ln in enumerate(claim.lines) if ln.diagnoses))
-    return [{**kind, "diagnosis": d} for kind in kinds for d in kind["diagnoses"].split()]
+    return [{**kind, "d": diagnosis_iri(d), "diagnosis": d} for kind in kinds for d in kind["diagnoses"].split()]
 
 
 def diagnosis_pairs(claim: Claim) -> list[Row]:
     """Two different diagnoses of the claim, in both orders, with the lines pointing to each."""
     found = diagnoses(claim)
-    return [{**first, "line1": first["line"], "diagnosis1": first["diagnosis"], "line2": second["line"],
-             "diagnosis2": second["diagnosis"]} for first in found for second in found if first is not second]
+    return [{**first, "line1": first["line"], "diagnosis1": first["diagnosis"], "d1": first["d"],
+             "line2": second["line"], "diagnosis2": second["diagnosis"], "d2": second["d"]}
+            for first in found for second in found if first is not second]
 
 
 TABLES: dict[str, Callable[[Claim], list[Row]]] = {
@@ -92,13 +96,13 @@ TABLES: dict[str, Callable[[Claim], list[Row]]] = {
 COMMON = {"date", "setting", "claim_codes"}
 #: the columns of each table (a rule's parameters must be among its table's)
 COLUMNS = {
-    "lines": {"line", "count", "code", "units", "modifiers", *COMMON},
-    "codes": {"line", "count", "code", *COMMON},
-    "pairs": {"line1", "code1", "modifiers1", "line2", "code2", "modifiers2", *COMMON},
-    "modifiers": {"line", "count", "code", "modifier", *COMMON},
-    "diagnoses": {"line", "count", "diagnosis", *COMMON},
-    "line-diagnoses": {"line", "count", "code", "diagnosis", *COMMON},
-    "diagnosis-pairs": {"line1", "diagnosis1", "line2", "diagnosis2", *COMMON},
+    "lines": {"line", "count", "c", "code", "units", "modifiers", *COMMON},
+    "codes": {"line", "count", "c", "code", *COMMON},
+    "pairs": {"line1", "one", "code1", "modifiers1", "line2", "two", "code2", "modifiers2", *COMMON},
+    "modifiers": {"line", "count", "c", "code", "m", "modifier", *COMMON},
+    "diagnoses": {"line", "count", "d", "diagnosis", *COMMON},
+    "line-diagnoses": {"line", "count", "c", "code", "d", "diagnosis", *COMMON},
+    "diagnosis-pairs": {"line1", "d1", "diagnosis1", "line2", "d2", "diagnosis2", *COMMON},
 }
 
 
