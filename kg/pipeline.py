@@ -1,26 +1,37 @@
-"""The build pipeline behind `medcode build`: load -> OWL-RL closure -> SHACL validation -> atomic snapshot."""
+"""The build pipeline behind `medcode build`: load -> OWL-RL closure -> SHACL validation -> atomic snapshot.
+
+Laid out by measurement (bench/bench_build.py) for two cores: Oxigraph's bulk load of the on-disk
+store is the longest step, so it runs in a thread from the first quads on (kg.snapshot.SnapshotWriter)
+while this thread imports ICD-10-CM, reasons (kg.reasoning: the engine over the curated core, a direct
+closure over the rest of ICD-10-CM), validates and indexes, querying an in-memory copy of the snapshot
+the writer fills alongside. Python's cyclic garbage collector is paused meanwhile: with millions of
+triples alive it kept scanning them (a third of the build's Python time) and found nothing to free.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import platform
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import pyoxigraph as ox
 from rdflib.namespace import SKOS
 
-from .contract import SEARCH_INDEX, open_store, read_meta
+from .contract import SEARCH_INDEX, read_meta
 from .curated import Curation, SourceSet, build_curated
 from .icd10cm import check_references, icd_triples, selection
 from .icd10cm import release as icd10cm_release
 from .namespaces import GRAPH_ASSERTED, GRAPH_INFERRED, MC, SOURCES_DIR
 from .ontology import load_ontology
-from .reasoning import infer
+from .reasoning import infer_partitioned
 from .search_index import write_search_index
-from .snapshot import build_lock, discard, publish, write_snapshot
+from .snapshot import SnapshotWriter, build_lock, publish
 from .validation import ValidationError, disjointness_violations, shacl_data_graph, validate_shacl
 
 CLASS_SUMMARY_QUERY = """
@@ -30,6 +41,7 @@ SELECT ?class (COUNT(DISTINCT ?s) AS ?n) WHERE { ?s a ?class .
 GROUP BY ?class ORDER BY DESC(?n)
 """
 ALL_ICD10CM = "all"  # build(icd10cm=...): the whole release
+Triple = tuple
 
 
 @dataclass
@@ -60,6 +72,18 @@ class _Steps:
         return result
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (reference counting still frees everything the build drops)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _icd10cm_items(curation: Curation, icd10cm: str | Iterable[str] | None) -> set[str] | None:
     """None for the whole release, else the few items to import (see kg.icd10cm.selection)."""
     if icd10cm == ALL_ICD10CM:
@@ -74,62 +98,47 @@ def build(data_dir: Path, *, sources: Path | SourceSet = SOURCES_DIR, icd10cm: s
     """Build a snapshot from a source set and make it live. Raises SourceError/ValidationError, leaving the old one.
 
     `sources` is a directory laid out like kg/sources/ or a SourceSet. `icd10cm` is "all" (the whole
-    release, ~100 s to build) or a few codes, imported with the codes the curated records name and
-    their ancestors (None: only those), which builds a small graph in seconds. One build at a time per
+    release, ~30 s to build on two cores) or a few codes, imported with the codes the curated records name
+    and their ancestors (None: only those), which builds a small graph in seconds. One build at a time per
     data directory: a second one waits for the first (SnapshotError if it waits too long).
     """
     started = time.perf_counter()
     steps = _Steps(echo, 7)
-    curation = steps.run("Reading curated sources", lambda: build_curated(sources),
-                         lambda c: f"{len(c.codes)} codes, {len(c.graph)} triples")
-    steps.run("Importing ICD-10-CM (simple-icd-10-cm)", lambda: check_references(curation))
-    only = _icd10cm_items(curation, icd10cm)  # bad input fails here, before anything is written
-    with build_lock(data_dir, echo):
-        return _build(data_dir, curation, only, engine, steps, started)
+    with _collector_paused():
+        curation = steps.run("Reading curated sources", lambda: build_curated(sources),
+                             lambda c: f"{len(c.codes)} codes, {len(c.graph)} triples")
+        steps.run("Importing ICD-10-CM (simple-icd-10-cm)", lambda: check_references(curation))
+        only = _icd10cm_items(curation, icd10cm)  # bad input fails here, before anything is written
+        with build_lock(data_dir, echo):
+            return _build(data_dir, curation, only, engine, steps, started)
+
+
+def _unseen(triples: Iterable[Triple], seen: set, kept: list[Triple]) -> Iterator[Triple]:
+    """The triples not seen before, each also added to `seen` and to `kept`."""
+    for t in triples:
+        if t not in seen:
+            seen.add(t)
+            kept.append(t)
+            yield t
 
 
 def _build(data_dir: Path, curation: Curation, only: set[str] | None, engine: str, steps: _Steps,
            started: float) -> BuildResult:
     echo = steps.echo
-    icd = steps.run("Generating the ICD-10-CM hierarchy", lambda: list(icd_triples(only)),
-                    lambda t: f"{len(t)} triples")
-    asserted = list(dict.fromkeys([*load_ontology(), *curation.graph, *icd]))
-    inferred = steps.run(f"Reasoning (OWL 2 RL, {engine})", lambda: infer(asserted, engine),
-                         lambda t: f"{len(t)} new triples")
-    referenced = {iri for iri in curation.graph.objects(None, SKOS.closeMatch)} | set(
-        curation.graph.objects(None, SKOS.exactMatch))
-    report = steps.run("Validating (SHACL)",
-                       lambda: validate_shacl(shacl_data_graph([*asserted, *inferred], referenced)),
-                       lambda r: "conforms" if r.conforms else "VIOLATIONS")
-    if not report.conforms:
-        raise ValidationError(report.text)
-    meta = {
-        "reasoner": engine,
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "icd10cm_release": icd10cm_release(),
-        "icd10cm_items": ALL_ICD10CM if only is None else sorted(only),
-        "versions": {pkg: version(pkg) for pkg in ("rdflib", "owlrl", "reasonable", "pyoxigraph", "pyshacl")},
-        "python": platform.python_version(),
-    }
-    snapshot = steps.run("Writing the snapshot (Oxigraph store + N-Quads)",
-                         lambda: write_snapshot(data_dir, {str(GRAPH_ASSERTED): asserted,
-                                                           str(GRAPH_INFERRED): inferred}, meta))
-
-    def check_and_publish() -> list[tuple[str, int]]:
-        store = open_store(snapshot)
-        problems = disjointness_violations(store, load_ontology())
-        counts = [(row["class"].value, int(row["n"].value))
-                  for row in store.query(CLASS_SUMMARY_QUERY, use_default_graph_as_union=True)]
-        if problems:
-            del store
-            discard(snapshot)
-            raise ValidationError("\n".join(problems))
-        write_search_index(store, snapshot / SEARCH_INDEX)
-        del store
-        publish(data_dir, snapshot)
-        return counts
-
-    class_counts = steps.run("Checking disjointness, writing the search index and publishing", check_and_publish)
+    with SnapshotWriter(data_dir) as writer:
+        _write_graphs(writer, curation, only, engine, steps)
+        class_counts = steps.run("Checking disjointness, counting classes and writing the search index",
+                                 lambda: _check_and_index(writer.loaded(), writer.directory / SEARCH_INDEX))
+        meta = {
+            "reasoner": engine,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "icd10cm_release": icd10cm_release(),
+            "icd10cm_items": ALL_ICD10CM if only is None else sorted(only),
+            "versions": {pkg: version(pkg) for pkg in ("rdflib", "owlrl", "reasonable", "pyoxigraph", "pyshacl")},
+            "python": platform.python_version(),
+        }
+        snapshot = steps.run("Writing the snapshot (Oxigraph store + N-Quads)", lambda: writer.close(meta))
+    publish(data_dir, snapshot)
 
     meta = read_meta(snapshot)
     meta["timings_s"] = steps.timings
@@ -140,3 +149,55 @@ def _build(data_dir: Path, curation: Curation, only: set[str] | None, engine: st
     for cls, n in class_counts:
         echo(f"  {n:>8,}  {cls.replace(str(MC), 'mc:').replace('http://www.w3.org/2004/02/skos/core#', 'skos:')}")
     return BuildResult(snapshot, meta, class_counts)
+
+
+def _write_graphs(writer: SnapshotWriter, curation: Curation, only: set[str] | None, engine: str,
+                  steps: _Steps) -> None:
+    """The asserted graph (ontology, curated records, ICD-10-CM), its closure, and the SHACL check of both."""
+    asserted: set = set()
+    core: list[Triple] = []
+    writer.add(str(GRAPH_ASSERTED), _unseen([*load_ontology(), *curation.graph], asserted, core))
+    icd: list[Triple] = []
+    steps.run("Generating the ICD-10-CM hierarchy (the store is written meanwhile)",
+              lambda: writer.add(str(GRAPH_ASSERTED), _unseen(icd_triples(only), asserted, icd)),
+              lambda _: f"{len(icd)} triples")
+    inferred = steps.run(f"Reasoning (OWL 2 RL: {engine} over the curated core, directly over ICD-10-CM)",
+                         lambda: _reason(curation, core, icd, asserted, engine, steps.echo),
+                         lambda t: f"{len(t)} new triples")
+    writer.add(str(GRAPH_INFERRED), inferred)
+    referenced = set(curation.graph.objects(None, SKOS.closeMatch)) | set(curation.graph.objects(None, SKOS.exactMatch))
+    report = steps.run("Validating (SHACL)",
+                       lambda: validate_shacl(shacl_data_graph([*core, *icd, *inferred], referenced)),
+                       lambda r: "conforms" if r.conforms else "VIOLATIONS")
+    if not report.conforms:
+        raise ValidationError(report.text)
+
+
+def split_icd10cm(curation: Curation, icd: Iterable[Triple]) -> tuple[list[Triple], list[Triple]]:
+    """The ICD-10-CM triples about the items the curated records name (and their ancestors, and their notes),
+    which the engine reasons over with the records, and the rest, which kg.reasoning closes directly."""
+    named = {t[0] for t in icd_triples(selection(curation, None))}
+    core: list[Triple] = []
+    rest: list[Triple] = []
+    for t in icd:
+        (core if t[0] in named else rest).append(t)
+    return core, rest
+
+
+def _reason(curation: Curation, core: list[Triple], icd: list[Triple], asserted: set, engine: str,
+            echo: Callable[[str], None]) -> list[Triple]:
+    """The entailments of everything asserted (`core`: the ontology and the curated records)."""
+    named, rest = split_icd10cm(curation, icd)
+    return infer_partitioned([*core, *named], rest, engine, echo, asserted)
+
+
+def _check_and_index(store: ox.Store, index: Path) -> list[tuple[str, int]]:
+    """Disjointness (withheld from the reasoner), the instances per class and the search index, all asked of
+    the snapshot's store once it is written."""
+    problems = disjointness_violations(store, load_ontology())
+    if problems:
+        raise ValidationError("\n".join(problems))
+    counts = [(row["class"].value, int(row["n"].value))
+              for row in store.query(CLASS_SUMMARY_QUERY, use_default_graph_as_union=True)]
+    write_search_index(store, index)
+    return counts
