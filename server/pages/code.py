@@ -90,8 +90,9 @@ def read_code_data(iri: str) -> CodeData:
         if "o" in row and row["o"] not in owned[row["n"].value][row["p"].value]:
             owned[row["n"].value][row["p"].value].append(row["o"])
     conditions: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for row in select_terms(f"""SELECT DISTINCT ?c ?rel ?icd WHERE {{ {s} mc:indication/mc:condition ?c .
-        GRAPH <{ASSERTED}> {{ ?c ?rel ?icd VALUES ?rel {{ skos:exactMatch skos:closeMatch }} }} }}"""):
+    for row in select_terms(f"""SELECT DISTINCT ?c ?rel ?icd WHERE {{
+        {s} mc:indication/(mc:condition|mc:encounterReason) ?c .
+        GRAPH <{ASSERTED}> {{ ?c ?rel ?icd VALUES ?rel {{ skos:exactMatch skos:closeMatch mc:categoryMatch }} }} }}"""):
         conditions[row["c"].value].append((row["rel"].value, row["icd"].value))
     edits = select_terms(f"""SELECT ?e ?col ?other ?mi ?src ?basis WHERE {{
         {{ ?e mc:column1 {s} ; mc:column2 ?other BIND(1 AS ?col) }}
@@ -137,8 +138,9 @@ def _indications(d: Description, data: CodeData, view: View, prefix: str = "",
         if (prefix and not i.startswith(prefix)) or (exclude and i.startswith(exclude)):
             continue
         props = data.owned.get(i, {})
-        conds = [(c.value, sorted(data.conditions.get(c.value, []), key=lambda m: (m[0], view.notation_key(m[1]))))
-                 for c in props.get(MCNS + "condition", [])]
+        conds = [(c.value, sorted(data.conditions.get(c.value, []), key=lambda m: (m[0], view.notation_key(m[1]))),
+                  link == "encounterReason")
+                 for link in ("condition", "encounterReason") for c in props.get(MCNS + link, [])]
         out.append({"iri": i, "text": _one(props.get(LABEL)), "conditions": conds, "inferred": f.inferred,
                     "source": _source(props)})
     out.sort(key=lambda x: natural(x["iri"]))

@@ -164,7 +164,7 @@ def describe_rdf(iri: str, fmt: Format, extra: Iterable[tuple[str, str, str]] = 
       UNION {{ ?s (mc:column1|mc:column2) {s} ; a mc:CodePairEdit ; ?p ?o }}
       UNION {{ ?s rdf:subject {s} ; a mc:Assertion ; ?p ?o }}
       UNION {_label_branch(f"{s} ?q ?s . FILTER(?q NOT IN ({', '.join(f'<{p}>' for p in UNBOUNDED)}))")}
-      UNION {_label_branch(f"{s} (mc:indication/mc:condition) ?s .")}
+      UNION {_label_branch(f"{s} (mc:indication/(mc:condition|mc:encounterReason)) ?s .")}
       {f"UNION {{ VALUES (?s ?p ?o) {{ {linked} }} ?s ?p ?o }}" if linked else ""}
       {f"UNION {_label_branch(f'VALUES ?s {{ {iri_list(extra_iris)} }}')}" if extra_iris else ""}
     }}"""

@@ -24,6 +24,7 @@ POOL_LIMIT = 5000  # candidates read for one unknown IRI
 KIND_POOLS = {
     "device": "?c a/rdfs:subClassOf* mc:MedicalProduct .",
     "condition": "?c a mc:Condition .",
+    "encounter-reason": "?c a mc:EncounterReason .",
     "source": "?c a/rdfs:subClassOf* mc:Source .",
     "edit": "?c a mc:CodePairEdit .",
 }
