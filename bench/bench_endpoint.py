@@ -230,21 +230,34 @@ def peers(data: Path, store_dir: Path, triples: Path, workers: int) -> list[Peer
     ]
 
 
-def children(pid: int) -> list[int]:
-    found = []
+def workers(arbiter: int) -> list[int]:
+    """gunicorn's workers: the arbiter's children that are forks of it (not, say, a resource tracker)."""
+    found, command = [], Path(f"/proc/{arbiter}/cmdline").read_bytes()
     for entry in os.listdir("/proc"):
         try:
             raw = Path(f"/proc/{entry}/stat").read_text() if entry.isdigit() else ""
+            if raw and int(raw[raw.rindex(")") + 2:].split()[1]) == arbiter and (
+                    Path(f"/proc/{entry}/cmdline").read_bytes() == command):
+                found.append(int(entry))
         except OSError:
             continue
-        if raw and int(raw[raw.rindex(")") + 2:].split()[1]) == pid:
-            found.append(int(entry))
     return found
 
 
+def listening(port: int) -> bool:
+    """Whether something listens on the port (read from /proc: connecting would occupy a worker)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return any(row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A" for row in rows)
+
+
 def first_answers(server: Peer, known: set[int]) -> tuple[int, float, float]:
-    """(worker pid, s to its first /sparql answer, s to its first /search answer), from the worker's start."""
-    while not (new := [pid for pid in children(server.process.pid) if pid not in known]):
+    """(worker pid, s to its first /sparql answer, s to its first /search answer), from the worker's start.
+
+    gunicorn's arbiter listens before it forks its workers; children seen earlier are other forks.
+    """
+    while not listening(server.port):
+        time.sleep(0.002)
+    while not (new := [pid for pid in workers(server.process.pid) if pid not in known]):
         time.sleep(0.002)
     worker = new[0]
     stat = Path(f"/proc/{worker}/stat").read_text()
