@@ -252,7 +252,7 @@ def test_cli_exit_status_says_clean_wrong_or_failed(data_dir, tmp_path):
     claim.write_text(json.dumps({"date_of_service": DATE, "lines": [{"code": "96522", "diagnoses": ["G35"]}]}))
     from_json = CliRunner().invoke(main, ["check", "--json", str(claim), "--data", str(data_dir), "--format", "json"])
     assert from_json.exit_code == 1 and json.loads(from_json.output)["findings"][0]["rule"] == "diagnosis-not-billable"
-    failed = CliRunner().invoke(main, ["check", "62369", "--data", str(tmp_path / "empty")])
+    failed = CliRunner().invoke(main, ["check", "62369", "--data", str(tmp_path / "empty"), "--store", "embedded"])
     assert failed.exit_code == 3 and "could not run" in failed.output
 
 
