@@ -1,71 +1,175 @@
-"""Benchmark: build inputs reasoned by `reasonable` (the build's engine) vs `owlrl` (the reference).
+"""Benchmark: the full build (family + all of ICD-10-CM) step by step, with its peers, in one table.
 
-Run on demand:  python bench/bench_build.py [--owlrl-cap 600]
+Run on demand:  python bench/bench_build.py [--owlrl-cap 240] [--no-peers]
 
-Two inputs: the curated part (ontology + curated sources) and the full graph (plus all of
-ICD-10-CM). Each engine runs in its own process so memory does not leak between them; owlrl on
-the full graph is stopped at --owlrl-cap seconds (it is pure Python).
+Every row runs in a process of its own (so memory does not carry over), one after the other:
+  * `medcode build` into a temporary data directory: each step, then the whole build;
+  * the reasoning alone, as the build does it (the engine over the curated core, ICD-10-CM closed
+    directly) and as it was done before (`reasonable` over everything), and `owlrl` (the reference
+    semantics, pure Python, stopped at --owlrl-cap seconds) over the curated family;
+  * lower bounds for writing the snapshot, on the dump the build wrote: parsing it (pyoxigraph), and
+    Oxigraph's bulk load of it into memory and onto disk.
+Wall seconds are the ones to compare on a quiet machine; CPU seconds (all threads) say what a shared
+one hides. The load average before and after is printed under the table: quote ratios from quiet runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import resource
+import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+Row = tuple[str, str, float, float, float]  # (run, step, wall s, CPU s, peak RSS MB)
 
-def _inputs(full: bool) -> list[tuple]:
+
+def _build(data: str) -> dict[str, Any]:
+    from kg import build
+
+    return build(Path(data), echo=lambda _line: None).meta
+
+
+def _inputs() -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """The build's input: the curated family (ontology and records), what ICD-10-CM says of the items the records
+    name (the engine reasons over both), and the rest of ICD-10-CM (closed directly)."""
     from kg import icd10cm
     from kg.curated import build_curated
     from kg.namespaces import SOURCES_DIR
     from kg.ontology import load_ontology
+    from kg.pipeline import split_icd10cm
 
     curation = build_curated(SOURCES_DIR)
-    triples = [*load_ontology(), *curation.graph]
-    if full:
-        triples += list(icd10cm.icd_triples())
-    return list(dict.fromkeys(triples))
+    curated = list(dict.fromkeys([*load_ontology(), *curation.graph]))
+    known = set(curated)
+    named, rest = split_icd10cm(curation, [t for t in dict.fromkeys(icd10cm.icd_triples()) if t not in known])
+    return curated, named, rest
 
 
-def _run(engine: str, full: bool, out) -> None:
-    from kg.reasoning import infer
+def _reason(how: str) -> dict[str, Any]:
+    """Reason over the build's input (only the reasoning is timed): `partitioned` as the build does, `whole` with
+    the engine over everything, `owlrl` over the curated family alone."""
+    import gc
 
-    triples = _inputs(full)
-    start = time.perf_counter()
-    inferred = infer(triples, engine)
-    out.send((len(triples), len(inferred), time.perf_counter() - start,
-              resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    from kg.reasoning import infer, infer_partitioned
+
+    curated, named, rest = _inputs()
+    gc.disable()  # as the build does
+    start, cpu = time.perf_counter(), time.process_time()
+    if how == "partitioned":
+        inferred = infer_partitioned([*curated, *named], rest)
+    elif how == "whole":
+        inferred = infer([*curated, *named, *rest])
+    else:
+        inferred = infer(curated, "owlrl")
+    return {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu, "triples": len(inferred)}
 
 
-def measure(engine: str, full: bool, cap: float) -> str:
+def _oxigraph(how: str, dump: str) -> dict[str, Any]:
+    import pyoxigraph as ox
+
+    start, cpu = time.perf_counter(), time.process_time()
+    if how == "parse":
+        count = sum(1 for _ in ox.parse(path=dump, format=ox.RdfFormat.N_QUADS))
+    else:
+        target = tempfile.mkdtemp(prefix="bench-store-") if how == "disk" else None
+        store = ox.Store(target)
+        store.bulk_load(path=dump, format=ox.RdfFormat.N_QUADS)
+        store.flush()
+        count = len(store)
+        del store
+        if target:
+            shutil.rmtree(target)
+    return {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu, "triples": count}
+
+
+def _child(fn: Callable[..., dict[str, Any]], args: tuple, out) -> None:
+    result = fn(*args)
+    result["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result.setdefault("cpu", time.process_time())
+    out.send(result)
+
+
+def measure(fn: Callable[..., dict[str, Any]], *args: object, cap: float = 3600) -> dict[str, Any] | None:
+    """Run fn(*args) in a process of its own; its result with its wall time and peak RSS, or None past `cap`."""
     parent, child = multiprocessing.Pipe()
-    proc = multiprocessing.Process(target=_run, args=(engine, full, child))
+    proc = multiprocessing.Process(target=_child, args=(fn, args, child))
+    start = time.perf_counter()
     proc.start()
-    if parent.poll(cap + 120):
-        asserted, inferred, seconds, rss = parent.recv()
+    if not parent.poll(cap):
+        proc.kill()
         proc.join()
-        return f"{asserted:,} | {inferred:,} | {seconds:.1f} | {rss:,.0f}"
-    proc.kill()
+        return None
+    result = parent.recv()
     proc.join()
-    return f"- | - | > {cap:.0f} (stopped) | -"
+    result.setdefault("wall", time.perf_counter() - start)
+    return result
+
+
+def build_rows(data: Path) -> list[Row]:
+    """The build's steps (wall s as the build reports them) and the whole build."""
+    started = time.perf_counter()
+    result = measure(_build, str(data))
+    wall = time.perf_counter() - started
+    rows: list[Row] = [("medcode build", step, s, result["cpu_s"][step], float("nan"))
+                       for step, s in result["timings_s"].items()]
+    counts = " + ".join(f"{n:,}" for n in result["triples"].values())
+    rows.append((f"medcode build ({counts} triples)", "the build", result["build_s"], float("nan"), float("nan")))
+    rows.append(("medcode build", "its process, imports included", wall, result["cpu"], result["rss"]))
+    return rows
+
+
+def peer_rows(dump: Path, owlrl_cap: float) -> list[Row]:
+    """Each peer in a process of its own."""
+    rows: list[Row] = []
+    for label, fn, args, cap in [
+        ("reasoning as the build does it: engine over the core, ICD-10-CM directly", _reason, ("partitioned",), 3600),
+        ("reasoning as before: reasonable over everything", _reason, ("whole",), 3600),
+        ("reference: owlrl over the curated family only", _reason, ("owlrl",), owlrl_cap),
+        ("lower bound: parse the dump (pyoxigraph)", _oxigraph, ("parse", str(dump)), 3600),
+        ("lower bound: Oxigraph bulk load into memory", _oxigraph, ("memory", str(dump)), 3600),
+        ("lower bound: Oxigraph bulk load onto disk", _oxigraph, ("disk", str(dump)), 3600),
+    ]:
+        result = measure(fn, *args, cap=cap)
+        if result is None:
+            rows.append((label, f"stopped at {cap:.0f} s", float("nan"), float("nan"), float("nan")))
+        else:
+            rows.append((label, f"{result['triples']:,} triples", result["wall"], result["cpu"], result["rss"]))
+    return rows
+
+
+def _cell(value: float, digits: int) -> str:
+    return "-" if value != value else f"{value:,.{digits}f}"  # NaN: not measured
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--owlrl-cap", type=float, default=600)
+    parser.add_argument("--owlrl-cap", type=float, default=240)
+    parser.add_argument("--no-peers", action="store_true", help="only the build")
     args = parser.parse_args()
-    print("| input | engine | asserted triples | inferred triples | reasoning s | peak RSS MB |")
-    print("|---|---|---|---|---|---|")
-    for full in (False, True):
-        for engine in ("reasonable", "owlrl"):
-            cap = args.owlrl_cap if engine == "owlrl" else 3600
-            label = "family + ICD-10-CM" if full else "curated family"
-            print(f"| {label} | {engine} | {measure(engine, full, cap)} |", flush=True)
+    before = os.getloadavg()
+    data = Path(tempfile.mkdtemp(prefix="bench-build-"))
+    try:
+        rows = build_rows(data)
+        if not args.no_peers:
+            rows += peer_rows(data / "current" / "medcode.nq", args.owlrl_cap)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+    print("| run | step | wall s | CPU s | peak RSS MB |")
+    print("|---|---|---|---|---|")
+    for run, step, wall, cpu, rss in rows:
+        print(f"| {run} | {step} | {_cell(wall, 1)} | {_cell(cpu, 1)} | {_cell(rss, 0)} |")
+    after = os.getloadavg()
+    print(f"\n{os.cpu_count()} cores; load average {before[0]:.1f} before, {after[0]:.1f} after "
+          "(other work on the machine slows every row alike)")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """The build pipeline behind `medcode build`: load -> OWL-RL closure -> SHACL validation -> atomic snapshot.
 
-Laid out by measurement (bench/bench_build.py) for two cores: Oxigraph's bulk load of the on-disk
-store is the longest step, so it runs in a thread from the first quads on (kg.snapshot.SnapshotWriter)
-while this thread imports ICD-10-CM, reasons (kg.reasoning: the engine over the curated core, a direct
-closure over the rest of ICD-10-CM), validates and indexes, querying an in-memory copy of the snapshot
-the writer fills alongside. Python's cyclic garbage collector is paused meanwhile: with millions of
-triples alive it kept scanning them (a third of the build's Python time) and found nothing to free.
+Laid out by measurement (bench/bench_build.py) for two cores. Oxigraph's bulk load of the on-disk store
+is the longest step (~20 s of CPU), so it runs in threads from the first quads on
+(kg.snapshot.SnapshotWriter) while this thread imports ICD-10-CM, reasons (kg.reasoning: the engine over
+the curated core, a direct closure over the rest of ICD-10-CM) and validates; the disjointness check,
+the class counts and the search index then query the written store. (Querying an in-memory copy
+instead, loaded alongside, saves their ~10 s at the end but costs 8 s of CPU and 0.7 GB: the build's
+peak went from 1.2 to 1.7 GB.) Python's cyclic garbage collector is paused meanwhile: with millions of
+triples alive it kept scanning them, a third of the build's Python time, and found nothing to free.
 """
 
 from __future__ import annotations
@@ -54,19 +56,21 @@ class BuildResult:
 
 
 class _Steps:
-    """Numbered progress lines with the time each step took."""
+    """Numbered progress lines with the time each step took (and the CPU time: the store's writer threads too)."""
 
     def __init__(self, echo: Callable[[str], None], total: int) -> None:
         self.echo, self.total, self.n = echo, total, 0
         self.timings: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
 
     def run(self, name: str, fn: Callable[[], Any], detail: Callable[[Any], str] = lambda _: "") -> Any:
         self.n += 1
         self.echo(f"[{self.n}/{self.total}] {name} ...")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = fn()
         took = time.perf_counter() - start
         self.timings[name] = round(took, 2)
+        self.cpu[name] = round(time.process_time() - cpu, 2)
         extra = detail(result)
         self.echo(f"      done in {took:.1f} s{' - ' + extra if extra else ''}")
         return result
@@ -141,7 +145,7 @@ def _build(data_dir: Path, curation: Curation, only: set[str] | None, engine: st
     publish(data_dir, snapshot)
 
     meta = read_meta(snapshot)
-    meta["timings_s"] = steps.timings
+    meta["timings_s"], meta["cpu_s"] = steps.timings, steps.cpu
     meta["build_s"] = round(time.perf_counter() - started, 1)
     echo(f"Built {snapshot.name} in {meta['build_s']} s: "
          + ", ".join(f"{g.rsplit('/', 1)[1]} {n:,}" for g, n in meta["triples"].items()) + " triples")
@@ -194,10 +198,10 @@ def _reason(curation: Curation, core: list[Triple], icd: list[Triple], asserted:
 def _check_and_index(store: ox.Store, index: Path) -> list[tuple[str, int]]:
     """Disjointness (withheld from the reasoner), the instances per class and the search index, all asked of
     the snapshot's store once it is written."""
-    problems = disjointness_violations(store, load_ontology())
-    if problems:
-        raise ValidationError("\n".join(problems))
     counts = [(row["class"].value, int(row["n"].value))
               for row in store.query(CLASS_SUMMARY_QUERY, use_default_graph_as_union=True)]
+    problems = disjointness_violations(store, load_ontology(), dict(counts))
+    if problems:
+        raise ValidationError("\n".join(problems))
     write_search_index(store, index)
     return counts

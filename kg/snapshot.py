@@ -8,9 +8,10 @@ to the live one. One build at a time holds ``<data>/.build.lock``. A new snapsho
 half-written snapshot live, and the temp directory a dead build left is removed by the next one.
 
 Writing overlaps the rest of the build (`SnapshotWriter`): quads are appended to the dump as they
-come, and a thread loads each new stretch of the dump into the store with Oxigraph's bulk loader,
-which runs without the GIL (measured: a fifth of the build's time, on the other core). The store
-and the dump are made of the same bytes, so they hold exactly the same quads.
+come, and two threads load it, piece by piece as it grows, into the store with Oxigraph's bulk loader,
+which runs without the GIL. (Measured: the on-disk load is ~20 s of CPU for the full graph's 1.7 M
+quads, two fifths of the build's CPU; Store.bulk_extend from pyoxigraph terms costs as much but holds
+the GIL throughout.) The store and the dump are made of the same bytes, so they hold the same quads.
 """
 
 from __future__ import annotations
@@ -39,12 +40,12 @@ KEEP = 2  # snapshots kept on disk (the live one and the previous one), besides 
 SNAPSHOTS = "snapshots"  # <data>/snapshots/<id>: every complete snapshot
 TEMP_PREFIX = ".tmp-"  # <data>/snapshots/.tmp-<id>: a snapshot being written
 LOCK_FILE = ".build.lock"  # <data>/.build.lock: held (flock) by the build in progress, which writes its pid in it
-LOCK_TIMEOUT = 600.0  # seconds a build waits for the one in progress (a full build takes two to three minutes)
+LOCK_TIMEOUT = 600.0  # seconds a build waits for the one in progress (a full build takes about half a minute)
 LOCK_POLL = 0.2  # seconds between two tries at the lock
-WRITE_QUADS = 50_000  # quads appended to the dump at a time (each append wakes the loader)
-#: how much of the dump the store loads in one go, at least (but the last) and at most. Each load costs about a
-#: second of its own and adds a run of files that the store's readers merge (16 runs slow joins by half); the
-#: bulk loader's memory grows with it (~5 bytes per byte)
+WRITE_QUADS = 50_000  # quads appended to the dump at a time (each append wakes the loaders)
+#: how much of the dump the store loads in one go, at least (but the last) and at most. Each load adds a run of
+#: files that the store's readers merge (measured on the full graph: 16 loads instead of 4 cost 10% more CPU
+#: and slow joins by half); the bulk loader's memory grows with it (~5 bytes per byte)
 LOAD_BYTES = (48 << 20, 64 << 20)
 LOADERS = 2  # pieces loaded at once: each load is single-threaded, and the build has two cores to fill
 STORE_WRITE = f"writing the Oxigraph store ({STORE_DIR}/)"
@@ -59,31 +60,24 @@ class SnapshotError(RuntimeError):
 
 
 def _escape(text: str) -> str:
+    """A literal's text as an N-Triples string body."""
     return (text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r"))
 
 
-class _NTerms:
-    """rdflib term -> N-Triples syntax; IRIs cached (they recur a lot; most literals do not)."""
-
-    def __init__(self) -> None:
-        self.iris: dict[URIRef, str] = {}
-
-    def __call__(self, term: Any) -> str:
-        if type(term) is URIRef or isinstance(term, URIRef):  # exact type first: isinstance goes through abc
-            text = self.iris.get(term)
-            if text is None:
-                text = self.iris[term] = f"<{term}>"
-            return text
-        if isinstance(term, Literal):
-            text = f'"{_escape(str(term))}"'
-            if term.language:
-                return f"{text}@{term.language}"
-            if term.datatype and str(term.datatype) != "http://www.w3.org/2001/XMLSchema#string":
-                return f"{text}^^<{term.datatype}>"
-            return text
-        if isinstance(term, BNode):
-            return f"_:{term}"
-        raise TypeError(f"cannot store {term!r}")
+def _term(term: Any) -> str:
+    """An rdflib term in N-Triples syntax."""
+    if isinstance(term, URIRef):
+        return f"<{term}>"
+    if isinstance(term, Literal):
+        text = f'"{_escape(term)}"'
+        if term.language:
+            return f"{text}@{term.language}"
+        if term.datatype and str(term.datatype) != "http://www.w3.org/2001/XMLSchema#string":
+            return f"{text}^^<{term.datatype}>"
+        return text
+    if isinstance(term, BNode):
+        return f"_:{term}"
+    raise TypeError(f"cannot store {term!r}")
 
 
 def _to_stderr(line: str) -> None:
@@ -226,9 +220,9 @@ class _Loading:
 
 
 class SnapshotWriter:
-    """A snapshot being written while the build goes on: `add` appends quads to the dump, and a loader thread
-    loads each new stretch into the on-disk store. `loaded` hands the store over for queries once it is
-    complete; `close` completes the snapshot; leaving the `with` block by an exception removes it."""
+    """A snapshot being written while the build goes on: `add` appends quads to the dump, which loader threads
+    load into the on-disk store as it grows. `loaded` hands the store over for queries once it is complete;
+    `close` completes the snapshot; leaving the `with` block by an exception removes it."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
@@ -236,7 +230,6 @@ class SnapshotWriter:
         #: where the snapshot's files go until it is complete
         self.directory = data_dir / SNAPSHOTS / f"{TEMP_PREFIX}{self.stamp}"
         self.graphs: list[str] = []
-        self.terms = _NTerms()
         self._held = contextlib.ExitStack()
 
     def __enter__(self) -> SnapshotWriter:
@@ -253,7 +246,7 @@ class SnapshotWriter:
         except BaseException:
             self._discard()
             raise
-        self.loader = _Loading(self.store, self.directory / DUMP_FILE, STORE_WRITE)
+        self.loading = _Loading(self.store, self.directory / DUMP_FILE, STORE_WRITE)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -263,8 +256,8 @@ class SnapshotWriter:
 
     def _discard(self) -> None:
         """Remove what was written (the store closed first), then give the build lock back."""
-        if hasattr(self, "loader"):
-            self.loader.stop()
+        if hasattr(self, "loading"):
+            self.loading.stop()
         if hasattr(self, "dump"):
             self.dump.close()
         self.__dict__.pop("store", None)
@@ -272,23 +265,23 @@ class SnapshotWriter:
         self._held.close()
 
     def add(self, graph_iri: str, triples: Iterable[tuple]) -> None:
-        """Append `triples` to the dump as quads of `graph_iri`; the loader picks them up as they come."""
+        """Append `triples` to the dump as quads of `graph_iri`; the loaders pick them up as they come."""
         if graph_iri not in self.graphs:
             self.graphs.append(graph_iri)
-        nt, tail, triples = self.terms, f"<{graph_iri}> .\n", iter(triples)
+        tail, triples = f"<{graph_iri}> .\n", iter(triples)
         while batch := list(islice(triples, WRITE_QUADS)):
-            text = "".join([f"{nt(s)} {nt(p)} {nt(o)} {tail}" for s, p, o in batch]).encode()
+            text = "".join([f"{_term(s)} {_term(p)} {_term(o)} {tail}" for s, p, o in batch]).encode()
             with _writing(f"writing the N-Quads dump ({DUMP_FILE})", self.directory.parent):
                 self.dump.write(text)
                 self.dump.flush()
-            if self.loader.error is not None:
-                self.loaded()
-            self.loader.advance(self.dump.tell())
+            if self.loading.error is not None:
+                self.loaded()  # raises it
+            self.loading.advance(self.dump.tell())
 
     def loaded(self) -> ox.Store:
         """The on-disk store once it holds every quad added (flushed), to query before the snapshot is closed."""
         with _writing(STORE_WRITE, self.directory.parent):
-            self.loader.wait()
+            self.loading.wait()
             self.store.flush()
         return self.store
 
@@ -301,7 +294,7 @@ class SnapshotWriter:
         with _writing(STORE_WRITE, disk):
             counts = {iri: int(next(self.loaded().query(COUNT_QUERY.format(graph=iri)))["n"].value)
                       for iri in self.graphs}
-        self.loader.stop()
+        self.loading.stop()
         del self.store  # closed before its directory is renamed
         with _writing(f"writing {META_FILE}", disk), (self.directory / META_FILE).open("w", encoding="utf-8") as out:
             out.write(json.dumps({**meta, "snapshot": self.stamp, "triples": counts}, indent=2, default=str))

@@ -31,8 +31,7 @@ def shacl_data_graph(triples: list[tuple], referenced_icd: set[URIRef]) -> Graph
     """
     graph = Graph()
     for t in triples:
-        subject = str(t[0])
-        if not subject.startswith(ICD_BASE) or t[0] in referenced_icd:
+        if not t[0].startswith(ICD_BASE) or t[0] in referenced_icd:  # (a subject is an IRI or a blank node: a str)
             graph.add(t)
     return graph
 
@@ -44,11 +43,16 @@ def validate_shacl(data: Graph) -> ValidationReport:
     return ValidationReport(bool(conforms), str(text))
 
 
-def disjointness_violations(store, ontology: Graph) -> list[str]:
-    """Individuals typed by two classes the ontology declares disjoint (checked in the store)."""
+def disjointness_violations(store, ontology: Graph, instances: dict[str, int] | None = None) -> list[str]:
+    """Individuals typed by two classes the ontology declares disjoint (checked in the store).
+
+    `instances` (class IRI -> how many), when known, makes each query start from the rarer class: Oxigraph
+    joins in the order written, and 98k ICD-10-CM codes first cost a second per pair.
+    """
     problems = []
     for a, b in ontology.subject_objects(OWL.disjointWith):
-        query = f"SELECT ?x WHERE {{ ?x a <{a}> , <{b}> }} LIMIT 5"
+        rare, common = sorted((a, b), key=lambda c: (instances or {}).get(str(c), 0))
+        query = f"SELECT ?x WHERE {{ ?x a <{rare}> . ?x a <{common}> }} LIMIT 5"
         for row in store.query(query, use_default_graph_as_union=True):
             problems.append(f"{row['x'].value} is both {a} and {b}, which are disjoint")
     return problems
