@@ -16,6 +16,7 @@ claim binds its rows in several queries (`bound_queries`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 from ..http.guard import FORMS, TOKENS
 from ..named_queries import NamedQuery, _term
@@ -111,9 +112,9 @@ def bound_queries(query: NamedQuery, table: str, claim: Claim, together: tuple[s
     the same values in the `together` columns, in any order, stay in one: a rule that aggregates over
     them sees all of them); no query for an empty table."""
     chunks: dict[object, list[tuple]] = {}
-    for number, row in enumerate(TABLES[table](claim)):
+    for number, row in enumerate(_rows(table, claim)):
         key = frozenset(row[name] for name in together) if together else number
-        chunks.setdefault(key, []).append(tuple(p.to_term(row[p.name]) for p in query.params))
+        chunks.setdefault(key, []).append(tuple(_term_text(p.to_term(row[p.name])) for p in query.params))
     names = " ".join("?" + p.name for p in query.params)
     queries, rows = [], []
     for group in chunks.values():
@@ -124,17 +125,29 @@ def bound_queries(query: NamedQuery, table: str, claim: Claim, together: tuple[s
     return queries + ([_bound(query.text, names, rows)] if rows else [])
 
 
+@lru_cache(maxsize=64)
+def _rows(table: str, claim: Claim) -> tuple[Row, ...]:
+    """A table of the claim, made once for the rules that read it (read-only)."""
+    return tuple(TABLES[table](claim))
+
+
+@lru_cache(maxsize=4096)
+def _term_text(spec: tuple[str, str, str | None]) -> str:
+    return str(_term(spec))
+
+
 def _bound(text: str, names: str, rows: list[tuple]) -> str:
-    values = " ".join("(" + " ".join(str(_term(spec)) for spec in row) + ")" for row in dict.fromkeys(rows))
-    return _open_where(text, f" VALUES ({names}) {{ {values} }} ")
+    values = " ".join("(" + " ".join(row) + ")" for row in dict.fromkeys(rows))
+    at = _where(text)
+    return f"{text[:at]} VALUES ({names}) {{ {values} }} {text[at:]}"
 
 
-def _open_where(query: str, block: str) -> str:
-    """`block` first in the WHERE group, where named_queries.bind_values puts a single row (so that the
-    engine starts its joins from the claim)."""
+@lru_cache(maxsize=64)
+def _where(query: str) -> int:
+    """Where a VALUES block opens the WHERE group, as named_queries.bind_values puts a single row (so that
+    the engine starts its joins from the claim)."""
     tokens = [m for m in TOKENS.finditer(query) if m.lastgroup != "comment"]
     start = next((i for i, m in enumerate(tokens) if m.lastgroup == "word" and m.group().upper() == "WHERE"), None)
     if start is None:
         start = next((i for i, m in enumerate(tokens) if m.lastgroup == "word" and m.group().upper() in FORMS), 0)
-    brace = next(m for m in tokens[start:] if m.group() == "{")
-    return query[:brace.end()] + block + query[brace.end():]
+    return next(m for m in tokens[start:] if m.group() == "{").end()
