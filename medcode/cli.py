@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +17,6 @@ from kg.contract import (
     default_data_dir,
     open_store,
     read_meta,
-    verify_snapshot,
 )
 from kg.records import SourceError
 
@@ -237,11 +236,20 @@ def _serveable_snapshot(data: Path) -> None:
         if subprocess.run([sys.executable, "-m", "medcode", "build", "--data", str(data)]).returncode != 0:
             raise click.ClickException("the first build failed (see above); nothing to serve")
     snapshot = _snapshot_or_fail(data)
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        problems = pool.apply(verify_snapshot, (snapshot,))
+    problems = _verify_in_child(snapshot)
     if problems:
         raise click.ClickException(f"the live snapshot {snapshot} is damaged; rebuild it with `medcode build`:\n  "
                                    + "\n  ".join(problems))
+
+
+def _verify_in_child(snapshot: Path) -> list[str]:
+    """`verify_snapshot` in a short-lived interpreter of its own (it opens the store)."""
+    script = ("import json, sys; from pathlib import Path; from kg.contract import verify_snapshot; "
+              "print(json.dumps(verify_snapshot(Path(sys.argv[1]))))")
+    result = subprocess.run([sys.executable, "-c", script, str(snapshot)], capture_output=True, text=True)
+    if result.returncode != 0:
+        return [f"{snapshot}: the check itself failed ({result.stderr.strip().splitlines()[-1:]})"]
+    return json.loads(result.stdout)
 
 
 @main.command()
