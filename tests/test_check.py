@@ -142,12 +142,12 @@ def test_two_diagnoses_in_an_excludes1_relation_warn(client, store):
     assert finding["severity"] == "warn" and finding["lines"] == [0] and "G89.2" in finding["message"]
 
 
-def test_a_modifier_the_code_does_not_allow_warns(client, store):
-    if not graph_has(store, "allowedModifier"):
-        pytest.skip("the graph has no modifier a code allows (mc:allowedModifier, J7799 with KD) yet")
-    finding = only(check(client, {"code": "J7799", "modifiers": ["59"]}), "modifier-not-valid")
-    assert finding["severity"] == "warn" and "KD" in finding["message"]
-    assert "modifier-not-valid" not in rules(check(client, {"code": "J7799", "modifiers": ["KD"]}))
+def test_a_line_without_the_modifier_its_code_is_reported_with_warns(client, store):
+    if not graph_has(store, "reportedWithModifier"):
+        pytest.skip("the graph has no modifier a code is reported with (mc:reportedWithModifier, J7799 with KD)")
+    finding = only(check(client, {"code": "J7799", "modifiers": ["59"]}), "modifier-missing")
+    assert finding["severity"] == "warn" and "KD" in finding["message"] and finding["instead"].endswith("KD.")
+    assert "modifier-missing" not in rules(check(client, {"code": "J7799", "modifiers": ["KD"]}))
 
 
 @pytest.mark.parametrize(("claim", "path"), [

@@ -135,7 +135,7 @@ def ncci_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("ncci-data")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(kg.pipeline, "build_curated", with_ncci)
-        kg.pipeline.build(data, icd10cm=["G89.3", "Z45.1"], echo=lambda _line: None)
+        kg.pipeline.build(data, icd10cm=["G89.3", "G89.29", "Z45.1"], echo=lambda _line: None)
     return data
 
 
@@ -243,3 +243,20 @@ def test_cli_checks_the_ncci_graph(ncci_store):
     bypassed = CliRunner().invoke(main, ["check", "96522", "96523", "--modifier", "96523=XU", *base])
     assert bypassed.exit_code == 0, bypassed.output
     assert "ncci-ptp-bypassed" in {f["rule"] for f in json.loads(bypassed.output)["findings"]}
+
+
+# -- rules on facts of the current sources (the session's graph may be older) -------------------
+def test_j7799_without_kd_warns_with_the_rule_s_source(client):
+    result = check(client, {"code": "J7799", "modifiers": ["59"]}, {"code": "J7799", "modifiers": ["KD"]})
+    [finding] = [f for f in result["findings"] if f["rule"] == "modifier-missing"]
+    assert finding["severity"] == "warn" and finding["lines"] == [0]
+    assert finding["instead"] == "Report J7799 with modifier KD." and finding["source"] == ID_BASE + "source/curated"
+
+
+def test_two_diagnoses_in_an_excludes1_relation_warn_once(client):
+    result = check(client, {"code": "62362", "diagnoses": ["G89.29", "G89.3"]},
+                   {"code": "62350", "diagnoses": ["G89.3"]})
+    [finding] = [f for f in result["findings"] if f["rule"] == "diagnosis-excludes1"]
+    assert finding["severity"] == "warn" and finding["lines"] == [0, 1]
+    assert "the note of G89.2 names G89.3" in finding["message"]
+    assert finding["edit"].startswith(ID_BASE + "icd10cm/G89.2/excludes1/")
