@@ -96,10 +96,26 @@ class _CanonicalSolutions:
         self.solutions = solutions
         self.variables = solutions.variables
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[_Row]:
         names = [v.value for v in self.variables]
+        index = {n: i for i, n in enumerate(names)}
         for row in self.solutions:
-            yield {n: canonical(row[n]) for n in names}
+            yield _Row(index, tuple(canonical(row[n]) for n in names))
+
+
+class _Row:
+    """One solution in variable order, read by position or by name, as an ox.QuerySolution is."""
+
+    __slots__ = ("index", "terms")
+
+    def __init__(self, index: dict[str, int], terms: tuple) -> None:
+        self.index, self.terms = index, terms
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.terms)
+
+    def __getitem__(self, key: str | int) -> Any:
+        return self.terms[self.index[key] if isinstance(key, str) else key]
 
 
 def _canonical_triples(triples: Iterable[ox.Triple]) -> Iterator[ox.Triple]:
