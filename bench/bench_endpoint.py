@@ -2,7 +2,7 @@
 
 Run on demand (not a test; needs `pip install -e '.[bench]'` and wrk, `apt-get install wrk`):
 
-    python bench/bench_endpoint.py [--data DIR] [--duration 8] [--concurrency 8] [--workers 2]
+    python bench/bench_endpoint.py [--data DIR] [--duration 5] [--rounds 3] [--concurrency 8] [--workers 2]
 
 Peers, all on 127.0.0.1 and serving the same snapshot:
 
@@ -17,8 +17,10 @@ Peers, all on 127.0.0.1 and serving the same snapshot:
 
 Each server is measured alone: before every measurement the benchmark waits until no server uses
 CPU (rdflib-endpoint keeps working off queued requests after wrk stops). wrk keeps `concurrency`
-keep-alive connections busy for `duration` seconds per query after a 2-second warm-up, which also
-fills medcode's answer cache. A peer's rows are counted first, so that every peer answers the same.
+keep-alive connections busy for `duration` seconds per query, `rounds` times, the servers taking
+turns, after a 2-second warm-up which also fills medcode's answer cache; a cell shows the median
+round, the range of the rounds and the server's CPU time per answered request, the figure other work
+on a shared machine distorts least. A peer's rows are counted first, so that every peer answers the same.
 "Ready" is the time from a medcode worker's start to its first answer on /sparql and on /search.
 """
 
@@ -290,43 +292,69 @@ def readiness(data: Path) -> list[tuple[str, float, float]]:
     return [("first worker", sparql, search), ("replacement worker", again_sparql, again_search)]
 
 
-def measure(servers: list[Peer], duration: float, concurrency: int) -> tuple[dict[tuple[str, str], dict], float]:
-    """wrk on every (query, server), each server alone (the others idle, the previous one done); the
-    results, and the seconds spent waiting for idle servers."""
-    results, waited = {}, 0.0
+def measured(server: Peer, url: str, duration: float, concurrency: int) -> dict:
+    """One wrk run, plus the CPU the server used for it per answered request (µs): unlike req/s, that
+    figure hardly moves when other work shares the cores."""
+    before = cpu_ticks(server.process.pid)
+    result = load(url, duration, concurrency)
+    used = (cpu_ticks(server.process.pid) - before) / TICK
+    result["cpu_us"] = 1e6 * used / (result["rps"] * duration) if result["rps"] else float("nan")
+    return result
+
+
+def measure(servers: list[Peer], duration: float, concurrency: int, rounds: int
+            ) -> tuple[dict[tuple[str, str], dict], float]:
+    """wrk on every (query, server) `rounds` times, each server alone (the others idle, the previous
+    one done), servers taking turns so that a burst of other work hits one round, not one server; per
+    cell the round with the median req/s. Also returns the seconds spent waiting for idle servers."""
+    runs: dict[tuple[str, str], list[dict]] = {}
+    waited = 0.0
     for name, query in QUERIES.items():
         for server in servers:
             waited += wait_until_idle(servers)
             load(query_url(server, query), 2, concurrency)  # warm-up (fills medcode's answer cache)
-            waited += wait_until_idle(servers)
-            results[name, server.name] = load(query_url(server, query), duration, concurrency)
-    return results, waited
+        for _ in range(rounds):
+            for server in servers:
+                waited += wait_until_idle(servers)
+                runs.setdefault((name, server.name), []).append(
+                    measured(server, query_url(server, query), duration, concurrency))
+    return {key: median_round(found) for key, found in runs.items()}, waited
+
+
+def median_round(found: list[dict]) -> dict:
+    """The round with the median req/s, with every round's errors and the slowest and fastest rate."""
+    rates = sorted(r["rps"] for r in found)
+    median = sorted(found, key=lambda r: r["rps"])[len(found) // 2]
+    return {**median, "errors": sum(r["errors"] for r in found), "spread": (rates[0], rates[-1])}
 
 
 def cell(result: dict) -> str:
     if not result["rps"]:
         return "none answered in the run"
-    rate = f"{result['rps']:,.0f}" if result["rps"] >= 10 else f"{result['rps']:.1f}"
-    return f"{rate} ({result['p50']:.1f}/{result['p99']:.1f})"
+    low, high = result["spread"]
+    rates = "–".join(f"{rate:,.0f}" if rate >= 10 else f"{rate:.1f}" for rate in (low, high))
+    return f"{result['rps']:,.0f} [{rates}] ({result['p50']:.1f}/{result['p99']:.1f} ms, {result['cpu_us']:,.0f} µs)"
 
 
-def ratio(a: dict, b: dict) -> str:
-    return f"{a['rps'] / b['rps']:.2f}x" if b["rps"] else "-"
+def ratio(a: dict, b: dict, key: str = "rps") -> str:
+    return f"{a[key] / b[key]:.2f}x" if b[key] else "-"
 
 
 def print_table(servers: list[Peer], results: dict, counts: dict, floors: dict) -> None:
     names = [s.name for s in servers]
     print("| query | rows | medcode ÷ bare | medcode ÷ rdflib-endpoint | Oxigraph ÷ medcode | "
-          "medcode, no cache ÷ bare | " + " | ".join(f"{n} req/s (p50/p99 ms)" for n in names)
+          "medcode, no cache ÷ bare | CPU per request, bare ÷ medcode | "
+          + " | ".join(f"{n} req/s [range] (p50/p99, CPU per request)" for n in names)
           + " | query alone in-process ms | errors |")
-    print("|" + "---|" * (8 + len(names)))
+    print("|" + "---|" * (9 + len(names)))
     for query in QUERIES:
         r = {n: results[query, n] for n in names}
         ours, bare = r["medcode"], r["bare Flask+pyoxigraph"]
         errors = "/".join(str(r[n]["errors"]) for n in names)
         print(f"| {query} | {counts[query]} | {ratio(ours, bare)} | {ratio(ours, r['rdflib-endpoint'])} | "
               f"{ratio(r['Oxigraph server'], ours)} | {ratio(r['medcode, no answer cache'], bare)} | "
-              + " | ".join(cell(r[n]) for n in names) + f" | {floors[query]:.3f} | {errors} |")
+              f"{ratio(bare, ours, 'cpu_us')} | " + " | ".join(cell(r[n]) for n in names)
+              + f" | {floors[query]:.3f} | {errors} |")
 
 
 def row_counts(servers: list[Peer]) -> dict[str, str]:
@@ -355,7 +383,8 @@ def versions() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=default_data_dir())
-    parser.add_argument("--duration", type=float, default=8)
+    parser.add_argument("--duration", type=float, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
@@ -377,13 +406,14 @@ def main() -> None:
         for server in servers:
             wait_until_up(server)
         counts = row_counts(servers)
-        results, waited = measure(servers, args.duration, args.concurrency)
+        results, waited = measure(servers, args.duration, args.concurrency, args.rounds)
     finally:
         for server in servers:
             server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"snapshot {snapshot.name}; wrk, {args.concurrency} keep-alive connections, {args.duration:g} s per query "
-          f"and server after a 2 s warm-up; {args.workers} workers each ({WORKER_OPTIONS['worker_class']}, "
+    print(f"snapshot {snapshot.name}; wrk, {args.concurrency} keep-alive connections, {args.rounds} rounds of "
+          f"{args.duration:g} s per query and server after a 2 s warm-up (the median round, [slowest–fastest]);"
+          f" {args.workers} workers each ({WORKER_OPTIONS['worker_class']}, "
           f"{WORKER_OPTIONS['threads']} threads, for medcode and the bare app); {os.cpu_count()} cores; "
           f"load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after; "
           f"{waited:.0f} s spent waiting for idle servers; {versions()}")
