@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from helpers import free_port  # noqa: E402
 from virtuoso import Virtuoso, available  # noqa: E402
 
-from bench.ncci_synthetic import SYSTEM, generate_pairs, notation, write_snapshot  # noqa: E402
-from kg.contract import current_snapshot, default_data_dir, read_meta  # noqa: E402
+from bench.ncci_synthetic import SYSTEM, add_scale_options, generate_pairs, notation, write_snapshot  # noqa: E402
+from kg.contract import current_snapshot, read_meta  # noqa: E402
 from kg.publish import PublishError, publish  # noqa: E402
 
 DATE = "2026-03-02"
@@ -110,13 +110,8 @@ def _datasets(args: argparse.Namespace, real: Path, work: Path) -> list[tuple[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=default_data_dir())
-    parser.add_argument("--pairs", type=int, default=2_000_000)
-    parser.add_argument("--codes", type=int, default=15_000)
-    parser.add_argument("--repeat", type=int, default=50)
-    parser.add_argument("--virtuoso-memory-mb", type=int, default=4096)
+    add_scale_options(parser, repeat=50)
     parser.add_argument("--work", type=Path, default=None, help="Where to write (or find) the synthetic snapshot.")
-    parser.add_argument("--skip-real", action="store_true", help="Measure only the graph with the synthetic table.")
     parser.add_argument("--embedded-only", action="store_true", help="Do not start Virtuoso.")
     args = parser.parse_args()
     real = current_snapshot(args.data)

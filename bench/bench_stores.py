@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from virtuoso import Virtuoso, available  # noqa: E402
 
 from bench.bench_endpoint import QUERIES, free_port  # noqa: E402
-from bench.ncci_synthetic import SYSTEM, generate_pairs, notation, write_snapshot  # noqa: E402
-from kg.contract import current_snapshot, default_data_dir, read_meta  # noqa: E402
+from bench.ncci_synthetic import SYSTEM, add_scale_options, generate_pairs, notation, write_snapshot  # noqa: E402
+from kg.contract import current_snapshot, read_meta  # noqa: E402
 from kg.publish import PublishError, publish  # noqa: E402
 
 REAL_CLAIM = ["95990", "95991", "62367", "62368", "62369", "62370", "62362", "62350", "96522", "96521"]
@@ -105,13 +105,8 @@ def embedded_load_seconds(snapshot: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=default_data_dir())
-    parser.add_argument("--pairs", type=int, default=2_000_000)
-    parser.add_argument("--codes", type=int, default=15_000)
-    parser.add_argument("--repeat", type=int, default=40)
-    parser.add_argument("--virtuoso-memory-mb", type=int, default=4096)
+    add_scale_options(parser, repeat=40)
     parser.add_argument("--work", type=Path, default=None, help="Where to write the synthetic snapshot.")
-    parser.add_argument("--skip-real", action="store_true", help="Measure only the graph with the synthetic table.")
     args = parser.parse_args()
     if not available():
         sys.exit("virtuoso-opensource is not installed (apt-get install virtuoso-opensource)")

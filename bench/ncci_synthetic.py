@@ -19,6 +19,7 @@ files), column 2 uniformly; pairs are unique. Deterministic for a given seed.
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import shutil
@@ -28,7 +29,7 @@ from pathlib import Path
 import click
 import pyoxigraph as ox
 
-from kg.contract import CURRENT, current_snapshot, read_meta
+from kg.contract import CURRENT, current_snapshot, default_data_dir, read_meta
 from kg.namespaces import GRAPH_ASSERTED, GRAPH_INFERRED, ID_BASE, MC
 
 SYSTEM = ID_BASE + "synthetic-cpt/"
@@ -140,3 +141,13 @@ def main(base_dir: Path, out: Path, pairs: int, codes: int, seed: int) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def add_scale_options(parser: argparse.ArgumentParser, repeat: int) -> None:
+    """The options the store and claim-check benchmarks share: the real graph and the synthetic table's size."""
+    parser.add_argument("--data", type=Path, default=default_data_dir())
+    parser.add_argument("--pairs", type=int, default=2_000_000)
+    parser.add_argument("--codes", type=int, default=15_000)
+    parser.add_argument("--repeat", type=int, default=repeat)
+    parser.add_argument("--virtuoso-memory-mb", type=int, default=4096)
+    parser.add_argument("--skip-real", action="store_true", help="Measure only the graph with the synthetic table.")
