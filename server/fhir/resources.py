@@ -12,7 +12,8 @@ from ..http.errors import HTTPError
 
 FHIR_JSON = "application/fhir+json"
 #: HTTP status -> FHIR issue type, for failures that do not name their own
-ISSUES = {400: "invalid", 404: "not-found", 406: "not-supported", 413: "too-costly"}
+ISSUES = {400: "invalid", 404: "not-found", 405: "not-supported", 406: "not-supported", 413: "too-costly",
+          415: "not-supported", 422: "processing"}
 
 
 class FHIRError(HTTPError):

@@ -9,11 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import request
-
 from ..exports import CROSSWALKS, RELATIONSHIPS, SYMMETRIC, Crosswalk, snapshot_memo
 from ..exports.writers import ExportMeta
 from ..store import select
+from .params import read_input
 from .resources import FHIRError
 
 #: a code is in the FHIR system of its code system, or for a modifier of its mc:modifierSystem (CPT for
@@ -42,31 +41,22 @@ class Translation:
     maps: tuple[Crosswalk, ...]
 
 
-def _param(*names: str) -> str | None:
-    """The first of `names` given (R4 name first, then R5's), stripped."""
-    for name in names:
-        values = request.args.getlist(name)
-        if values:
-            return values[0].strip()
-    return None
-
-
 def read_request(map_name: str | None, meta: ExportMeta) -> Translation:
     """The translation the request asks for (R4 or R5 parameter names); 400 or 404 OperationOutcomes."""
-    system, code = _param("system", "sourceSystem"), _param("code", "sourceCode")
-    if any(len(request.args.getlist(k)) > 1 for k in request.args):
-        raise FHIRError(400, "invalid", "Each parameter may be given once.")
+    given = read_input()
+    given.each_once()
+    system, code = given.text("system", "sourceSystem"), given.text("code", "sourceCode")
     if not system or not code:
         missing = " and ".join(name for name, value in (("system", system), ("code", code)) if not value)
         raise FHIRError(400, "required", f"$translate needs {missing} (R4 names; R5 sourceSystem, sourceCode) "
                                          f"- e.g. {EXAMPLE}")
     maps = tuple(xw for xw in CROSSWALKS.values() if xw.translate)
-    url = _param("url", "conceptMap")
+    url = given.text("url", "conceptMap")
     if map_name is not None or url:
         maps = tuple(xw for xw in maps if xw.name == map_name or meta.canonical(xw) == url)
         if not maps:
             raise FHIRError(404, "not-found", f"No ConceptMap {map_name or url} answers $translate here.")
-    return Translation(system, code, _param("targetsystem", "targetSystem"), maps)
+    return Translation(system, code, given.text("targetsystem", "targetSystem"), maps)
 
 
 def known_systems() -> set[str]:

@@ -1,0 +1,214 @@
+"""One reader of a FHIR operation's input, whichever way it came: GET query arguments, a POST form body,
+or a POST `Parameters` resource (application/fhir+json or application/json).
+
+Each operation asks for its parameters by name, R4's first and then R5's where they differ
+(`inp.text("code", "sourceCode")`), and gets the value in one shape: text, a boolean, an integer, a
+`Coding` or a list of them (a CodeableConcept). A value of the wrong type, a malformed body or a
+parameter given twice where one is allowed is a FHIRError 400 `invalid` naming the parameter; a body
+of another media type is 415 `not-supported`. In a query string or form a Coding may be written
+`system|code` (as HAPI FHIR accepts it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from flask import request
+
+from .resources import FHIRError
+
+#: Parameters value[x] types read as text
+TEXT_TYPES = ("valueCode", "valueUri", "valueString", "valueCanonical", "valueUrl", "valueId", "valueDateTime",
+              "valueDate", "valueMarkdown", "valueOid", "valueUuid")
+#: Parameters value[x] types read as what they are (the others are refused, naming the parameter)
+TYPED = ("valueBoolean", "valueInteger", "valueCoding", "valueCodeableConcept")
+#: what a text parameter may be given as ("text": a query string's or form's value)
+TEXT_KINDS = ("text", *TEXT_TYPES)
+JSON_TYPES = ("application/fhir+json", "application/json")
+FORM_TYPE = "application/x-www-form-urlencoded"
+#: a value as given: (FHIR type or "text" for a query string or form, the value)
+Given = tuple[str, Any]
+
+
+@dataclass(frozen=True)
+class Coding:
+    """A code in a system, as a Coding or a `system|code` text gives it."""
+
+    system: str | None
+    code: str | None
+    version: str | None = None
+    display: str | None = None
+
+
+def _invalid(name: str, why: str) -> FHIRError:
+    return FHIRError(400, "invalid", f"Parameter '{name}' {why}.")
+
+
+def _coding(name: str, value: Any) -> Coding:
+    """A Coding from its JSON, every part it has a string."""
+    if not isinstance(value, dict):
+        raise _invalid(name, "must be a Coding (an object with system and code)")
+    parts = {key: value.get(key) for key in ("system", "code", "version", "display")}
+    for key, part in parts.items():
+        if part is not None and (not isinstance(part, str) or not part.strip()):
+            raise _invalid(name, f"has a {key} that is not a non-empty string")
+    return Coding(**{key: part.strip() if part else None for key, part in parts.items()})
+
+
+def _coding_text(name: str, text: str) -> Coding:
+    """`system|code` (or a bare code) from a query string or form."""
+    system, bar, code = text.rpartition("|")
+    if not code or (bar and not system):
+        raise _invalid(name, "must be written system|code")
+    return Coding(system.strip() or None, code.strip())
+
+
+def _entries(body: Any) -> list[tuple[str, Given]]:
+    """(name, given) for each entry of a Parameters resource; 400 naming what is wrong."""
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        raise FHIRError(400, "invalid", "The request body must be a FHIR Parameters resource.")
+    entries = body.get("parameter", [])
+    if not isinstance(entries, list):
+        raise FHIRError(400, "invalid", "Parameters.parameter must be a list.")
+    read = []
+    for index, entry in enumerate(entries):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name:
+            raise FHIRError(400, "invalid", f"Parameters.parameter[{index}] has no name.")
+        kinds = [key for key in entry if key.startswith("value")]
+        if len(kinds) > 1:
+            raise _invalid(name, "has more than one value[x]")
+        if kinds and kinds[0] not in TEXT_TYPES + TYPED:
+            raise _invalid(name, f"cannot be a {kinds[0].removeprefix('value')} here")
+        if kinds:
+            read.append((name, (kinds[0], entry[kinds[0]])))
+        elif "resource" in entry or "part" in entry:
+            read.append((name, ("resource" if "resource" in entry else "part", entry.get("resource"))))
+        else:
+            raise _invalid(name, "has no value")
+    return read
+
+
+def _body_entries() -> list[tuple[str, Given]]:
+    """The POST body's entries: a form's fields or a Parameters resource's."""
+    media_type = (request.mimetype or "").lower()
+    if not request.get_data(cache=True):
+        return []
+    if media_type == FORM_TYPE:
+        return [(name, ("text", value)) for name, value in request.form.items(multi=True)]
+    if media_type not in JSON_TYPES:
+        raise FHIRError(415, "not-supported", f"A POST body must be a Parameters resource ({JSON_TYPES[0]}) or "
+                                              f"a form ({FORM_TYPE}), not '{media_type or 'untyped'}'.")
+    try:
+        body = json.loads(request.get_data(cache=True).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FHIRError(400, "invalid", f"The request body is not JSON: {exc}") from exc
+    return _entries(body)
+
+
+class OperationInput:
+    """The parameters of one operation call, looked up by name (R4's first, then R5's)."""
+
+    def __init__(self, entries: list[tuple[str, Given]]) -> None:
+        self.given: dict[str, list[Given]] = {}
+        for name, value in entries:
+            self.given.setdefault(name, []).append(value)
+
+    def names(self) -> set[str]:
+        """Every parameter name given."""
+        return set(self.given)
+
+    def each_once(self) -> None:
+        """400 when any parameter is given more than once (for operations whose parameters all are 0..1)."""
+        if any(len(values) > 1 for values in self.given.values()):
+            raise FHIRError(400, "invalid", "Each parameter may be given once.")
+
+    def _one(self, names: tuple[str, ...]) -> tuple[str, Given] | None:
+        """(name, value) of the first of `names` given; 400 when it is given twice."""
+        for name in names:
+            values = self.given.get(name)
+            if values:
+                if len(values) > 1:
+                    raise _invalid(name, "may be given once")
+                return name, values[0]
+        return None
+
+    def text(self, *names: str) -> str | None:
+        """A code, URI or string, stripped; None when absent."""
+        found = self._one(names)
+        if found is None:
+            return None
+        name, (kind, value) = found
+        if kind not in TEXT_KINDS or not isinstance(value, str):
+            raise _invalid(name, "must be a code, uri or string")
+        return value.strip()
+
+    def texts(self, *names: str) -> list[str]:
+        """Every value of a repeatable text parameter (e.g. `property`)."""
+        values = [(name, given) for name in names for given in self.given.get(name, [])]
+        for name, (kind, value) in values:
+            if kind not in TEXT_KINDS or not isinstance(value, str):
+                raise _invalid(name, "must be a code, uri or string")
+        return [value.strip() for _, (_, value) in values]
+
+    def boolean(self, *names: str) -> bool | None:
+        """true or false; None when absent."""
+        found = self._one(names)
+        if found is None:
+            return None
+        name, (kind, value) = found
+        if kind == "valueBoolean" and isinstance(value, bool):
+            return value
+        if kind == "text" and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise _invalid(name, "must be true or false")
+
+    def integer(self, *names: str, minimum: int = 0) -> int | None:
+        """A whole number of at least `minimum`; None when absent."""
+        found = self._one(names)
+        if found is None:
+            return None
+        name, (kind, value) = found
+        if kind == "text" and re.fullmatch(r"\s*-?[0-9]{1,9}\s*", value):
+            value = int(value)
+        elif kind != "valueInteger" or isinstance(value, bool) or not isinstance(value, int):
+            raise _invalid(name, "must be an integer")
+        if value < minimum:
+            raise _invalid(name, f"must be at least {minimum}")
+        return value
+
+    def coding(self, *names: str) -> Coding | None:
+        """A Coding (valueCoding, or `system|code` text); None when absent."""
+        found = self._one(names)
+        if found is None:
+            return None
+        name, (kind, value) = found
+        if kind == "valueCoding":
+            return _coding(name, value)
+        if kind == "text":
+            return _coding_text(name, value)
+        raise _invalid(name, "must be a Coding")
+
+    def codeable_concept(self, *names: str) -> list[Coding] | None:
+        """The codings of a CodeableConcept (at least one); None when absent."""
+        found = self._one(names)
+        if found is None:
+            return None
+        name, (kind, value) = found
+        if kind == "text":
+            return [_coding_text(name, value)]
+        codings = value.get("coding") if kind == "valueCodeableConcept" and isinstance(value, dict) else None
+        if not isinstance(codings, list) or not codings:
+            raise _invalid(name, "must be a CodeableConcept with at least one coding")
+        return [_coding(name, coding) for coding in codings]
+
+
+def read_input() -> OperationInput:
+    """The current request's operation input: query arguments, then (for a POST) the body's parameters."""
+    entries: list[tuple[str, Given]] = [(name, ("text", value)) for name, value in request.args.items(multi=True)]
+    if request.method == "POST":
+        entries += _body_entries()
+    return OperationInput(entries)
