@@ -121,18 +121,20 @@ def negotiate(formats: tuple[Format, ...], accept: str | None, override: str | N
         if len(chosen) > 1:
             raise BadAccept("The 'format' parameter was given more than once with different values.")
         return chosen.pop()
-    return _by_accept(formats, accept)
+    return formats[_best_for_accept(formats, accept)]
 
 
 @lru_cache(maxsize=256)
-def _by_accept(formats: tuple[Format, ...], accept: str | None) -> Format:
-    """The best of `formats` for an Accept header (kept: clients send the same few headers again and again)."""
+def _best_for_accept(formats: tuple[Format, ...], accept: str | None) -> int:
+    """The index of the best of `formats` for an Accept header (kept: clients send the same few headers again
+    and again). An index, not the Format: surfaces define equal Formats of their own and compare by identity,
+    so a cached object from another surface's equal tuple would not be theirs."""
     ranges = parse_accept(accept)
-    scored = [(_quality(fmt, ranges), -i, fmt) for i, fmt in enumerate(formats)]
+    scored = [(_quality(fmt, ranges), -i) for i, fmt in enumerate(formats)]
     scored = [s for s in scored if s[0][0] > 0]
     if not scored:
         raise NotAcceptable("None of the requested media types can be produced; acceptable: "
                             + ", ".join(f.media_type for f in formats))
     # highest q; among equals prefer the client's more specific range, then our order
     scored.sort(key=lambda s: (s[0][0], s[0][1], s[1]), reverse=True)
-    return scored[0][2]
+    return -scored[0][1]
