@@ -64,8 +64,9 @@ def indexed_data(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return target
 
 
-def test_a_fresh_app_searches_within_half_a_second(indexed_data: Path, monkeypatch):
-    started = time.perf_counter()
+def test_a_fresh_app_opens_the_snapshot_index_instead_of_building_one(indexed_data: Path, monkeypatch):
+    # how soon a fresh worker answers is a benchmark figure ("ready" in bench/bench_endpoint.py), not a
+    # timed test: here, that its first search needs no query on the store and writes no cache
     app = create_app({"MEDCODE_STORE": "embedded", "MEDCODE_DATA": str(indexed_data)})
     store = app.extensions["medcode.store"]
 
@@ -75,11 +76,9 @@ def test_a_fresh_app_searches_within_half_a_second(indexed_data: Path, monkeypat
     monkeypatch.setattr(store, "query", no_query)
     try:
         assert first_notation(app, "g893") == "G89.3"
-        elapsed = time.perf_counter() - started
         assert first_notation(app, "refil implantible pump systemic") == "96522"
     finally:
         store.close()
-    assert elapsed < 0.5, f"the first search came {elapsed:.2f} s after create_app"
     assert not (indexed_data / CACHE_DIR).exists()
 
 
