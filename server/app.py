@@ -19,6 +19,13 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
                                "script-src 'self'; frame-ancestors 'none'",
     "Cross-Origin-Resource-Policy": "cross-origin",
+    "Access-Control-Allow-Origin": "*",
+}
+#: what a CORS preflight (OPTIONS) needs besides the origin; on other answers browsers ignore these
+PREFLIGHT_HEADERS = {
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Accept, Content-Type",
+    "Access-Control-Max-Age": "86400",
 }
 
 
@@ -62,12 +69,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.after_request
     def headers(response: Response) -> Response:
-        for key, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        response.headers["Access-Control-Allow-Origin"] = "*"
-        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-        response.headers["Access-Control-Allow-Headers"] = "Accept, Content-Type"
-        response.headers["Access-Control-Max-Age"] = "86400"
+        present = response.headers
+        extra = PREFLIGHT_HEADERS.items() if request.method == "OPTIONS" else ()
+        present.extend([(k, v) for k, v in (*SECURITY_HEADERS.items(), *extra) if k not in present])
         return response
 
     return app
