@@ -25,6 +25,7 @@ SETTINGS = (
     Setting("MEDCODE_DATA", "MEDCODE_DATA", str, None),           # data directory (None: $MEDCODE_DATA or ./data)
     Setting("MEDCODE_STORE", "MEDCODE_STORE", str, "embedded"),   # or sparql+http://host:port/sparql
     Setting("QUERY_TIMEOUT", "MEDCODE_QUERY_TIMEOUT", float, 10.0),     # seconds a query may run (503 past it)
+    Setting("QUERY_MEMORY", "MEDCODE_QUERY_MEMORY", int, 1 << 30),     # bytes a query may add to its process (503)
     Setting("MAX_RESULTS", "MEDCODE_MAX_RESULTS", int, 100_000),        # rows/triples in one answer (400 above)
     Setting("MAX_CONTENT_LENGTH", "MEDCODE_MAX_BODY", int, 1 << 20),    # request-body bytes (413 above)
     Setting("PUBLIC_BASE", "MEDCODE_PUBLIC_BASE", str, "https://w3id.org/medcode/"),  # base of minted IRIs

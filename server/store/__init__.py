@@ -36,7 +36,7 @@ def open_store(config: dict[str, Any]) -> Store:
         raise ValueError(f"MEDCODE_STORE must be 'embedded' or sparql+http(s)://host/path, not {location!r}")
     snapshot = config.get("MEDCODE_SNAPSHOT")
     return EmbeddedStore(Path(config["MEDCODE_DATA"] or default_data_dir()), Path(snapshot) if snapshot else None,
-                         answers=answers)
+                         answers=answers, memory=config["QUERY_MEMORY"])
 
 
 def init_app(app: Flask) -> None:

@@ -32,7 +32,8 @@ class EmbeddedStore:
     A later build changes nothing here: switching is the server's explicit reload (README).
     """
 
-    def __init__(self, data_dir: Path, snapshot: Path | None = None, *, answers: AnswerCache | None = None) -> None:
+    def __init__(self, data_dir: Path, snapshot: Path | None = None, *, answers: AnswerCache | None = None,
+                 memory: int = 0) -> None:
         snapshot = snapshot or current_snapshot(data_dir)
         if snapshot is None:
             raise SnapshotMissing(f"no snapshot in {data_dir}; run `medcode build` first")
@@ -44,6 +45,7 @@ class EmbeddedStore:
         self._pin = pin(snapshot)
         self._store = open_store(snapshot)
         self.answers = answers or AnswerCache(0)
+        self.memory = memory  # bytes a query may add to this process (0: not watched)
 
     def query(self, query: str, *, fmt: str, limit: int, timeout: float,
               default_graph: list[str] | None, named_graphs: list[str] | None,
@@ -59,7 +61,7 @@ class EmbeddedStore:
                    "prefixes": self.prefixes, "default_graph": default_graph, "named_graphs": named_graphs}
         try:
             status, payload = run_with_limit(lambda: query_worker.run(self._store, request), timeout,
-                                             supervised=_supervised())
+                                             supervised=_supervised(), memory=self.memory)
         except TimeLimitExceeded as exc:
             raise QueryError(503, f"Query stopped: {exc}.") from exc
         if status != "ok":

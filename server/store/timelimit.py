@@ -1,4 +1,4 @@
-"""The per-query time limit: one mechanism wherever the app runs.
+"""The per-query time and memory limits: one mechanism wherever the app runs.
 
 Oxigraph evaluates a query with the GIL released and cannot cancel it, so each query runs in a
 thread of the serving process while the request waits for it against a deadline. Past the deadline
@@ -8,6 +8,10 @@ takes no new connection, lets the requests its other threads are serving finish 
 limit; gunicorn's graceful timeout bounds the wait) and exits, so the runaway thread dies with it;
 the arbiter starts a fresh worker while the others keep serving. Elsewhere (the Flask test client,
 another WSGI server) nothing can stop the thread; that is logged.
+
+A runaway query can also allocate fast (half a gigabyte a second for a large DISTINCT or sort), so
+while it waits the request also watches its process's resident memory: growth past the memory limit
+during the query ends it the same way, long before the time limit would.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -24,10 +29,21 @@ from flask import Response, after_this_request
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+POLL = 0.05  # seconds between memory readings while a query runs (a faster query is never polled)
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 class TimeLimitExceeded(Exception):
-    """The query did not finish within its time limit (the request is answered, the process retires)."""
+    """The query passed its time or memory limit (the request is answered, the process retires)."""
+
+
+def resident_bytes() -> int:
+    """This process's resident memory (0 where /proc is not there: then memory is not watched)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def _exit_after(response: Response) -> Response:
@@ -42,7 +58,7 @@ def _retire(supervised: bool) -> None:
     if supervised:
         after_this_request(_exit_after)
     else:
-        log.warning("a query passed its time limit and keeps running in the background: serve with "
+        log.warning("a query passed its time or memory limit and keeps running in the background: serve with "
                     "`medcode serve` (gunicorn) so that the process running it is replaced")
 
 
@@ -96,13 +112,27 @@ class _Runners:
 _RUNNERS = _Runners()
 
 
-def run_with_limit(work: Callable[[], T], timeout: float, *, supervised: bool) -> T:
-    """`work()` if it finishes within `timeout` seconds; else TimeLimitExceeded, and the process retires."""
+def _wait(job: _Job, timeout: float, memory: int) -> str | None:
+    """None once `job` is done; else why it was given up: past `timeout` s or `memory` bytes (0: unwatched)."""
+    deadline = time.monotonic() + timeout
+    baseline = resident_bytes() if memory else 0
+    while not job.done.wait(max(0.0, min(POLL if baseline else timeout, deadline - time.monotonic()))):
+        if time.monotonic() >= deadline:
+            return f"the query did not finish within the {timeout:g} s time limit and was stopped"
+        if resident_bytes() - baseline > memory:
+            return f"the query used more than {memory / (1 << 20):g} MiB of memory and was stopped"
+    return None
+
+
+def run_with_limit(work: Callable[[], T], timeout: float, *, supervised: bool, memory: int = 0) -> T:
+    """`work()` if it finishes within `timeout` seconds and adds at most `memory` bytes to the process;
+    else TimeLimitExceeded, and the process retires."""
     job = _Job(work)
     _RUNNERS.submit(job)
-    if not job.done.wait(timeout):
+    stopped = _wait(job, timeout, memory)
+    if stopped:
         _retire(supervised)
-        raise TimeLimitExceeded(f"the query did not finish within the {timeout:g} s time limit and was stopped")
+        raise TimeLimitExceeded(stopped)
     if not job.ok:
         raise job.value  # type: ignore[misc]
     return job.value  # type: ignore[return-value]
