@@ -1,26 +1,53 @@
-"""A small FHIR terminology facade over the crosswalks: ConceptMap/$translate and the ConceptMaps.
+"""A FHIR terminology service over the graph (R5 JSON by default, R4B with `?fhir=r4b` or `Accept:
+application/fhir+json; fhirVersion=4.3`), for the code systems the graph holds:
 
-`GET /fhir/ConceptMap/$translate?system=...&code=...[&targetsystem=...]` (R4 names; the R5 names
-sourceSystem, sourceCode and targetSystem work too) answers a `Parameters` resource from the same
-rows the exports write: result, message, and one match per target concept with its relationship (R5)
-or equivalence (R4B), the concept (Coding) and the map it came from. The crosswalks that answer are
-those whose header says `translate: true` (the device and indication crosswalks, not the ICD-10-CM
-hierarchy). R5 is the default; `?fhir=r4b` or `Accept: application/fhir+json; fhirVersion=4.3`
-gives R4B. Errors are OperationOutcomes (400 for a missing or malformed parameter, 404 for an unknown
-code system, code or ConceptMap, 503 when the store fails), never a 500.
+* `GET /fhir/metadata` (CapabilityStatement; `?mode=terminology`: TerminologyCapabilities);
+* `GET /fhir/CodeSystem/{id}`, `GET /fhir/CodeSystem?url=` (a searchset Bundle);
+* `CodeSystem/$lookup`, `CodeSystem/$validate-code`, `CodeSystem/$subsumes` by GET, POST form or POST
+  Parameters (server/fhir/params.py reads all three);
+* `ConceptMap/$translate` and the ConceptMaps of the crosswalks (server/fhir/translate.py).
+
+Every failure under /fhir/ — a bad parameter, an unknown code system, an unknown URL, a method not
+allowed, a store that fails — is an OperationOutcome with a FHIR issue type, never an HTML page.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from ..exports import CROSSWALKS, export_meta, requested_fhir_version, stream, translate_rows
 from ..http.errors import HTTPError
-from .resources import FHIRError, outcome, resource
+from . import codesystems
+from .lookup import lookup as run_lookup
+from .metadata import capability_statement, terminology_capabilities
+from .resources import ISSUES, FHIRError, outcome, resource
+from .subsumes import subsumes as run_subsumes
 from .translate import check_known, find_matches, parameters, read_request
+from .validate import validate_code as run_validate_code
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 bp.register_error_handler(HTTPError, outcome)
+OPERATIONS = ["GET", "POST"]
+SEARCH_CONTROLS = {"fhir", "_format"}
+
+
+@bp.errorhandler(HTTPException)
+def _http_failure(exc: HTTPException) -> Response:
+    """Werkzeug's own failures (a malformed form body, ...) as OperationOutcomes."""
+    status = exc.code or 400
+    return outcome(FHIRError(status, ISSUES.get(status, "processing"), exc.description or exc.name))
+
+
+@bp.errorhandler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    """A bug answers an OperationOutcome too (logged), never Flask's HTML page."""
+    current_app.logger.exception("FHIR request failed")
+    return resource({"resourceType": "OperationOutcome", "issue": [
+        {"severity": "fatal", "code": "exception", "details": {"text": "The server failed to answer: "
+                                                                        f"{type(exc).__name__}"}}]}, 500)
 
 
 def _version() -> str:
@@ -29,6 +56,67 @@ def _version() -> str:
         return requested_fhir_version()
     except HTTPError as exc:
         raise FHIRError(400, "not-supported", str(exc)) from exc
+
+
+def _answer(body: dict[str, Any]) -> Response:
+    return resource(body, version=_version())
+
+
+@bp.route("/metadata", methods=["GET"])
+def metadata() -> Response:
+    """CapabilityStatement, or TerminologyCapabilities with ?mode=terminology."""
+    version, mode = _version(), request.args.get("mode", "full")
+    if mode == "terminology":
+        return resource(terminology_capabilities(version), version=version)
+    if mode not in ("full", "normative"):
+        raise FHIRError(400, "invalid", f"Parameter 'mode' may be full, normative or terminology, not '{mode}'.",
+                        "invalid-data", "mode")
+    return resource(capability_statement(version), version=version)
+
+
+@bp.route("/CodeSystem", methods=["GET"])
+def code_system_search() -> Response:
+    """Search the code systems by url (and version): a searchset Bundle, one entry per system."""
+    unknown = sorted(set(request.args) - {"url", "version"} - SEARCH_CONTROLS)
+    if unknown:
+        raise FHIRError(400, "not-supported", f"Search parameter '{unknown[0]}' is not supported on CodeSystem; "
+                                              "use url (and version).", None, unknown[0])
+    url, version = request.args.get("url"), request.args.get("version")
+    found = [cs for cs in codesystems.code_systems().values()
+             if (url is None or cs.url == url) and (version is None or cs.version == version)]
+    base = request.url_root.rstrip("/") + "/fhir/CodeSystem/"
+    return _answer({"resourceType": "Bundle", "type": "searchset", "total": len(found),
+                    "link": [{"relation": "self", "url": request.url}],
+                    "entry": [{"fullUrl": base + cs.id, "resource": codesystems.resource(cs),
+                               "search": {"mode": "match"}} for cs in found]})
+
+
+@bp.route("/CodeSystem/<resource_id>", methods=["GET"])
+def code_system_read(resource_id: str) -> Response:
+    """One code system as a CodeSystem resource."""
+    system = codesystems.by_id(resource_id)
+    if system is None:
+        known = ", ".join(cs.id for cs in codesystems.code_systems().values())
+        raise FHIRError(404, "not-found", f"No CodeSystem '{resource_id}' here; there are: {known}.")
+    return _answer(codesystems.resource(system))
+
+
+@bp.route("/CodeSystem/$lookup", methods=OPERATIONS)
+def lookup() -> Response:
+    """CodeSystem/$lookup (server/fhir/lookup.py)."""
+    return _answer(run_lookup())
+
+
+@bp.route("/CodeSystem/$validate-code", methods=OPERATIONS)
+def validate_code() -> Response:
+    """CodeSystem/$validate-code (server/fhir/validate.py)."""
+    return _answer(run_validate_code())
+
+
+@bp.route("/CodeSystem/$subsumes", methods=OPERATIONS)
+def subsumes() -> Response:
+    """CodeSystem/$subsumes (server/fhir/subsumes.py)."""
+    return _answer(run_subsumes())
 
 
 def _translate(map_name: str | None) -> Response:
@@ -59,3 +147,29 @@ def concept_map(map_id: str) -> Response:
         names = ", ".join(x.name for x in CROSSWALKS.values() if x.kind == "mapping")
         raise FHIRError(404, "not-found", f"No ConceptMap '{map_id}' here; there are: {names}.")
     return stream(xw, "fhir.json", _version())
+
+
+@bp.route("", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@bp.route("/", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def not_served(rest: str) -> Response:
+    """Any other /fhir/ URL or method: 405 with Allow when the URL is served by other methods, else 404."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = sorted({m for m in OPERATIONS if _matches(adapter, m)} - {request.method})
+    if allowed:
+        answer = outcome(FHIRError(405, "not-supported", f"{request.method} is not allowed on {request.path}; "
+                                                         f"use {' or '.join(allowed)}."))
+        answer.headers["Allow"] = ", ".join(allowed)
+        return answer
+    raise FHIRError(404, "not-found", f"{request.method} {request.path} is not served here: see /fhir/metadata.")
+
+
+def _matches(adapter: Any, method: str) -> bool:
+    """Does a route other than the catch-all serve this path for `method`?"""
+    try:
+        endpoint, _ = adapter.match(request.path, method=method)
+    except (NotFound, MethodNotAllowed):
+        return False
+    except HTTPException:
+        return True
+    return endpoint != "fhir.not_served"

@@ -206,6 +206,24 @@ class OperationInput:
         return [_coding(name, coding) for coding in codings]
 
 
+def asked_coding(given: OperationInput, code: tuple[str, ...] = ("code",), system: tuple[str, ...] = ("system",),
+                 coding: tuple[str, ...] = ("coding",)) -> tuple[Coding | None, str]:
+    """The code an operation is about, given as code + system (+ version, display) or as a Coding, and
+    where its parts are named in issues ("" for the bare parameters, "Coding." for a Coding); None when
+    neither is given. Both at once is a 400."""
+    as_coding = given.coding(*coding)
+    bare = given.text(*code)
+    version = given.text("version")
+    if as_coding is not None and bare is not None:
+        raise _invalid(coding[0], f"cannot be given with '{code[0]}'")
+    if as_coding is not None:
+        return Coding(as_coding.system or given.text(*system), as_coding.code, as_coding.version or version,
+                      as_coding.display), "Coding."
+    if bare is None:
+        return None, ""
+    return Coding(given.text(*system), bare, version, given.text("display")), ""
+
+
 def read_input() -> OperationInput:
     """The current request's operation input: query arguments, then (for a POST) the body's parameters."""
     entries: list[tuple[str, Given]] = [(name, ("text", value)) for name, value in request.args.items(multi=True)]
