@@ -127,13 +127,13 @@ def _translate(map_name: str | None) -> Response:
     return resource(parameters(ask, find_matches(ask, translate_rows()), meta, version), version=version)
 
 
-@bp.route("/ConceptMap/$translate", methods=["GET"])
+@bp.route("/ConceptMap/$translate", methods=["GET", "POST"])
 def translate() -> Response:
     """$translate over every crosswalk that answers it."""
     return _translate(None)
 
 
-@bp.route("/ConceptMap/<map_id>/$translate", methods=["GET"])
+@bp.route("/ConceptMap/<map_id>/$translate", methods=["GET", "POST"])
 def translate_one(map_id: str) -> Response:
     """$translate over one ConceptMap."""
     return _translate(map_id)
