@@ -117,7 +117,7 @@ def resolve(url: str | None, version: str | None = None, name: str = "system") -
     system = systems.get(url)
     if system is None:
         raise FHIRError(404, "not-found", f"A definition for CodeSystem '{url}' could not be found; known: "
-                                          + ", ".join(sorted(systems)), "not-found", name)
+                                          + ", ".join(sorted(systems)) + ".", "not-found", name)
     if version and version != system.version:
         raise FHIRError(404, "not-found", f"A definition for CodeSystem '{url}' version '{version}' could not be "
                                           f"found; the version here is '{system.version}'.", "not-found", "version")

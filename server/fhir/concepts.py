@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..codes import nearest
-from ..exports import snapshot_memo
+from ..pages.suggest import suggest
+from ..pages.view import public_base
 from ..store import select
 from .codesystems import NOTE_PROPERTIES, CodeSystem
 
@@ -33,14 +33,6 @@ SELECT ?prop ?value ?note ?char WHERE {{
   UNION {{ VALUES ?prop {{ {NOTE_VALUES} }} ?c ?prop ?note . ?note rdfs:label ?value
            OPTIONAL {{ ?note mc:character ?char }} }}
   UNION {{ VALUES ?prop {{ mc:denotesDevice }} ?c ?prop ?device . ?device a ?value }}
-}}
-"""
-#: the notations of a system, for near matches of a code it does not hold
-NOTATIONS = f"""
-PREFIX mc: <{MC}>
-PREFIX skos: <{SKOS}>
-SELECT ?code WHERE {{
-  ?c a mc:Code ; skos:notation ?code . {{ ?c skos:inScheme ?scheme }} UNION {{ ?c mc:modifierSystem ?scheme }}
 }}
 """
 #: designation kinds: graph property -> its name as designation.use (a code of the ontology)
@@ -122,11 +114,8 @@ def find(system: CodeSystem, code: str) -> Concept | None:
 
 
 def near_codes(system: CodeSystem, code: str) -> list[str]:
-    """Codes of the system within two edits of `code` (case and the ICD-10-CM dot aside), nearest first."""
-    memo = snapshot_memo()
-    if ("fhir-notations", system.url) not in memo:
-        rows = select(NOTATIONS, bindings={"scheme": ("iri", system.scheme, None)})
-        memo[("fhir-notations", system.url)] = {r["code"]["value"].replace(".", "").upper(): r["code"]["value"]
-                                                for r in rows}
-    by_key = memo[("fhir-notations", system.url)]
-    return [by_key[key] for key, _ in nearest(code.replace(".", "").upper(), by_key, 2, keep=5)]
+    """Codes of the system near `code`, nearest first: the pages' suggestions for an unknown code IRI (the
+    one matcher; ICD-10-CM is searched under the category or block the code would be in)."""
+    prefix = f"{public_base()}id/{system.id}/"
+    return [link.notation for link in suggest(prefix + code)
+            if link.iri.startswith(prefix) and link.notation and "/" not in link.iri[len(prefix):]][:5]

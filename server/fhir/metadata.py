@@ -64,7 +64,8 @@ def _header(kind: str) -> dict[str, Any]:
                            "url": request.url_root.rstrip("/") + "/fhir"}}
     if date:
         body["date"] = date
-        body["software"]["releaseDate"] = date
+        if kind == "CapabilityStatement":  # TerminologyCapabilities.software has no releaseDate
+            body["software"]["releaseDate"] = date
     return body
 
 
