@@ -74,6 +74,7 @@ def test_typed_values(app):
     ({"query": "count=--1"}, 400, "'count'"),
     ({"query": "coding=|G35"}, 400, "'coding'"),
     ({"method": "POST", "content_type": "application/fhir+json", "data": "{not json"}, 400, "not JSON"),
+    ({"method": "POST", "content_type": "application/fhir+json", "data": "[" * 100_000}, 400, "not JSON"),
     ({"method": "POST", "content_type": "application/fhir+json", "data": '{"resourceType": "Patient"}'},
      400, "Parameters resource"),
     ({"method": "POST", "content_type": "application/fhir+json",

@@ -104,7 +104,7 @@ def _body_entries() -> list[tuple[str, Given]]:
                                               f"a form ({FORM_TYPE}), not '{media_type or 'untyped'}'.")
     try:
         body = json.loads(request.get_data(cache=True).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise FHIRError(400, "invalid", f"The request body is not JSON: {exc}") from exc
     return _entries(body)
 
