@@ -35,7 +35,6 @@ PREFIXES: dict[str, str] = {
 }
 
 
-
 def _shipped(name: str) -> Path:
     """A folder the build or the server reads at run time, shipped inside the `kg` package.
 
@@ -59,6 +58,12 @@ CODE_SYSTEMS = ("cpt", "hcpcs", "icd10cm", "modifier")
 def code_iri(system: str, code: str) -> URIRef:
     """The IRI of a code, e.g. ('icd10cm', 'G89.3') -> .../id/icd10cm/G89.3."""
     return URIRef(f"{ID_BASE}{system}/{code}")
+
+
+def pair_key(column1: str, column2: str) -> str:
+    """The mc:pairKey of a code-pair edit: both codes in one literal (`cpt/96522 cpt/96523`, column 1 first),
+    so that the claim check finds a pair's edits with one index lookup bound on both codes."""
+    return " ".join(iri[len(ID_BASE):] if iri.startswith(ID_BASE) else iri for iri in (column1, column2))
 
 
 def ref_iri(ref: str) -> URIRef:

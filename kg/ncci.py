@@ -17,12 +17,17 @@ query finds both. An MUE row becomes an mc:UnitsEdit (mc:mueCode, mc:mueValue, a
 rationale, setting, source). Each file is an mc:PublicSource. A code the graph does not describe gets
 its identity (class, notation, code system, a label naming the file). A row that does not fit its
 layout fails the build naming the file, the line and the field.
+
+Every code-pair edit, curated or read here, also gets its mc:pairKey (`pair_key_triples`): both codes
+in one literal, which the claim check looks a claim's pairs up by (one index lookup a pair, where
+starting from a code meant scanning the thousands of edits a column 1 code can have).
 """
 
 from __future__ import annotations
 
 import csv
 import datetime
+import hashlib
 import io
 import re
 from collections.abc import Container, Iterable, Iterator
@@ -33,7 +38,7 @@ from rdflib import Literal, URIRef
 from rdflib.namespace import RDF, RDFS, SKOS, XSD
 from rdflib.term import Node
 
-from .namespaces import DCTERMS, ID, ID_BASE, MC
+from .namespaces import DCTERMS, ID, ID_BASE, MC, pair_key
 from .records import SourceError
 
 Triple = tuple[URIRef, URIRef, Node]
@@ -116,19 +121,15 @@ def _date(path: Path, line: int, field: str, value: str) -> datetime.date:
         raise SourceError(path, line, field, f"'{value}' is not a date (YYYYMMDD)") from None
 
 
-def _is_ptp_row(cells: list[str]) -> bool:
-    return len(cells) >= 6 and all(CODE.match(c.strip().upper()) for c in cells[:2]) and bool(
-        YYYYMMDD.match(cells[3].strip()))
-
-
 def read_ptp(path: Path, setting: str) -> Iterator[PairEdit]:
-    """The edits of one PTP file; everything before its first row is preamble and header."""
+    """The edits of one PTP file: the rows start at the first line below the `Column 1 / Column 2` header
+    that has a first column (the header's continuation lines leave it empty); above it is preamble."""
     header = started = False
     for number, line in enumerate(_text(path).splitlines(), 1):
         cells = line.split("\t")
         if not started:
+            started = header and bool(cells[0].strip())
             header = header or ("Column 1" in line and "Column 2" in line)
-            started = header and _is_ptp_row(cells)
             if not started:
                 continue
         if not line.strip():
@@ -294,3 +295,24 @@ def ncci_triples(tables: Tables, known: Container[URIRef] = frozenset()) -> Iter
     for code, path in named.items():
         if _code_node(code)[0] not in known:
             yield from _code_triples(code, source_node(path))
+
+
+def pair_key_triples(triples: Iterable[Triple]) -> Iterator[Triple]:
+    """The mc:pairKey of every mc:CodePairEdit among `triples` (curated or from NCCI files)."""
+    columns: dict[Node, dict[URIRef, Node]] = {}
+    for s, p, o in triples:
+        if p in (MC.column1, MC.column2):
+            columns.setdefault(s, {})[p] = o
+    for edit, codes in columns.items():
+        if len(codes) == 2:
+            yield edit, MC.pairKey, Literal(pair_key(str(codes[MC.column1]), str(codes[MC.column2])))
+
+
+def describe(tables: Tables) -> list[dict[str, object]]:
+    """What the snapshot's meta.json records of each file: its name, table, setting, rows and SHA-256."""
+    rows: dict[Path, int] = {}
+    for edit in (*tables.pair_edits, *tables.units_edits):
+        rows[edit.file] = rows.get(edit.file, 0) + 1
+    return [{"file": path.name, "table": kind, "setting": setting, "rows": rows.get(path, 0),
+             "source": str(source_node(path)), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+            for path, kind, setting in tables.files]

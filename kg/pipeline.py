@@ -29,7 +29,8 @@ from .contract import SEARCH_INDEX, read_meta
 from .curated import Curation, SourceSet, build_curated
 from .icd10cm import check_references, icd_triples, selection
 from .icd10cm import release as icd10cm_release
-from .namespaces import GRAPH_ASSERTED, GRAPH_INFERRED, MC, SOURCES_DIR
+from .namespaces import GRAPH_ASSERTED, GRAPH_INFERRED, MC, SOURCES_DIR, code_iri
+from .ncci import Tables, describe, ncci_triples, pair_key_triples, read_ncci
 from .ontology import load_ontology
 from .reasoning import infer_partitioned
 from .search_index import write_search_index
@@ -98,23 +99,27 @@ def _icd10cm_items(curation: Curation, icd10cm: str | Iterable[str] | None) -> s
 
 
 def build(data_dir: Path, *, sources: Path | SourceSet = SOURCES_DIR, icd10cm: str | Iterable[str] | None = ALL_ICD10CM,
-          engine: str = "reasonable", echo: Callable[[str], None] = print) -> BuildResult:
+          engine: str = "reasonable", ncci: Path | None = None, echo: Callable[[str], None] = print) -> BuildResult:
     """Build a snapshot from a source set and make it live. Raises SourceError/ValidationError, leaving the old one.
 
     `sources` is a directory laid out like kg/sources/ or a SourceSet. `icd10cm` is "all" (the whole
     release, ~30 s to build on two cores) or a few codes, imported with the codes the curated records name
     and their ancestors (None: only those), which builds a small graph in seconds. One build at a time per
-    data directory: a second one waits for the first (SnapshotError if it waits too long).
+    data directory: a second one waits for the first (SnapshotError if it waits too long). `ncci` is a
+    directory of CMS NCCI PTP and MUE files (kg.ncci), read before anything is written.
     """
     started = time.perf_counter()
-    steps = _Steps(echo, 7)
+    steps = _Steps(echo, 7 if ncci is None else 8)
     with _collector_paused():
         curation = steps.run("Reading curated sources", lambda: build_curated(sources),
                              lambda c: f"{len(c.codes)} codes, {len(c.graph)} triples")
         steps.run("Importing ICD-10-CM (simple-icd-10-cm)", lambda: check_references(curation))
+        tables = None if ncci is None else steps.run(
+            "Reading NCCI edit files", lambda: read_ncci(ncci),
+            lambda t: f"{len(t.files)} files, {len(t.pair_edits)} code-pair edits, {len(t.units_edits)} MUEs")
         only = _icd10cm_items(curation, icd10cm)  # bad input fails here, before anything is written
         with build_lock(data_dir, echo):
-            return _build(data_dir, curation, only, engine, steps, started)
+            return _build(data_dir, curation, tables, only, engine, steps, started)
 
 
 def _unseen(triples: Iterable[Triple], seen: set, kept: list[Triple]) -> Iterator[Triple]:
@@ -126,11 +131,11 @@ def _unseen(triples: Iterable[Triple], seen: set, kept: list[Triple]) -> Iterato
             yield t
 
 
-def _build(data_dir: Path, curation: Curation, only: set[str] | None, engine: str, steps: _Steps,
-           started: float) -> BuildResult:
+def _build(data_dir: Path, curation: Curation, tables: Tables | None, only: set[str] | None, engine: str,
+           steps: _Steps, started: float) -> BuildResult:
     echo = steps.echo
     with SnapshotWriter(data_dir) as writer:
-        _write_graphs(writer, curation, only, engine, steps)
+        _write_graphs(writer, curation, tables, only, engine, steps)
         class_counts = steps.run("Checking disjointness, counting classes and writing the search index",
                                  lambda: _check_and_index(writer.loaded(), writer.directory / SEARCH_INDEX))
         meta = {
@@ -140,6 +145,7 @@ def _build(data_dir: Path, curation: Curation, only: set[str] | None, engine: st
             "icd10cm_items": ALL_ICD10CM if only is None else sorted(only),
             "versions": {pkg: version(pkg) for pkg in ("rdflib", "owlrl", "reasonable", "pyoxigraph", "pyshacl")},
             "python": platform.python_version(),
+            **({} if tables is None else {"ncci": describe(tables)}),
         }
         snapshot = steps.run("Writing the snapshot (Oxigraph store + N-Quads)", lambda: writer.close(meta))
     publish(data_dir, snapshot)
@@ -155,12 +161,14 @@ def _build(data_dir: Path, curation: Curation, only: set[str] | None, engine: st
     return BuildResult(snapshot, meta, class_counts)
 
 
-def _write_graphs(writer: SnapshotWriter, curation: Curation, only: set[str] | None, engine: str,
-                  steps: _Steps) -> None:
-    """The asserted graph (ontology, curated records, ICD-10-CM), its closure, and the SHACL check of both."""
+def _write_graphs(writer: SnapshotWriter, curation: Curation, tables: Tables | None, only: set[str] | None,
+                  engine: str, steps: _Steps) -> None:
+    """The asserted graph (ontology, curated records, NCCI edits, ICD-10-CM), its closure, and the SHACL check."""
     asserted: set = set()
     core: list[Triple] = []
-    writer.add(str(GRAPH_ASSERTED), _unseen([*load_ontology(), *curation.graph], asserted, core))
+    writer.add(str(GRAPH_ASSERTED), _unseen([*load_ontology(), *curation.graph, *_ncci(curation, tables)],
+                                            asserted, core))
+    writer.add(str(GRAPH_ASSERTED), _unseen(list(pair_key_triples(core)), asserted, core))
     icd: list[Triple] = []
     steps.run("Generating the ICD-10-CM hierarchy (the store is written meanwhile)",
               lambda: writer.add(str(GRAPH_ASSERTED), _unseen(icd_triples(only), asserted, icd)),
@@ -175,6 +183,13 @@ def _write_graphs(writer: SnapshotWriter, curation: Curation, only: set[str] | N
                        lambda r: "conforms" if r.conforms else "VIOLATIONS")
     if not report.conforms:
         raise ValidationError(report.text)
+
+
+def _ncci(curation: Curation, tables: Tables | None) -> Iterable[Triple]:
+    """The NCCI files' triples; a code the curated records describe keeps their description."""
+    if tables is None:
+        return ()
+    return ncci_triples(tables, {code_iri(*ref.split("/", 1)) for ref in curation.codes})
 
 
 def split_icd10cm(curation: Curation, icd: Iterable[Triple]) -> tuple[list[Triple], list[Triple]]:

@@ -30,13 +30,13 @@ def _data(data_dir: Path | None) -> Path:
     return (data_dir or default_data_dir()).resolve()
 
 
-def _build(data_dir: Path, reasoner: str) -> None:
+def _build(data_dir: Path, reasoner: str, ncci: Path | None) -> None:
     from kg import build
     from kg.snapshot import SnapshotError
     from kg.validation import ValidationError
 
     try:
-        build(data_dir, engine=reasoner, echo=lambda line: click.echo(line, err=True))
+        build(data_dir, engine=reasoner, ncci=ncci, echo=lambda line: click.echo(line, err=True))
     except SnapshotError as exc:
         raise click.ClickException(str(exc)) from exc
     except SourceError as exc:
@@ -58,9 +58,11 @@ main.add_command(check)
 @data_option
 @click.option("--reasoner", type=click.Choice(["reasonable", "owlrl"]), default="reasonable", show_default=True,
               help="OWL 2 RL engine (owlrl is the slow pure-Python reference).")
-def build(data_dir: Path | None, reasoner: str) -> None:
+@click.option("--ncci", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A directory of CMS NCCI files to add: PTP edits (ccipra-*.txt, ccioph-*.txt), MUE tables (*.csv).")
+def build(data_dir: Path | None, reasoner: str, ncci: Path | None) -> None:
     """Load sources, reason (OWL 2 RL), validate (SHACL) and publish a new snapshot."""
-    _build(_data(data_dir), reasoner)
+    _build(_data(data_dir), reasoner, ncci)
 
 
 def _snapshot_or_fail(data_dir: Path) -> Path:

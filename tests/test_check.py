@@ -132,7 +132,7 @@ def test_findings_come_in_a_stable_order(client):
 
 
 def graph_has(store, prop: str) -> bool:
-    return bool(store.query(f"ASK {{ ?s <{MC}{prop}> ?o }}"))
+    return bool(store.query(f"ASK {{ ?s <{MC}{prop}> ?o }}", use_default_graph_as_union=True))
 
 
 def test_two_diagnoses_in_an_excludes1_relation_warn(client, store):
@@ -205,6 +205,8 @@ def test_a_body_that_is_not_a_json_claim_is_refused(client):
 
 def test_the_form_shows_findings_with_links_to_codes_edits_and_sources(client):
     assert b'<form class="claim"' in client.get("/check").data
+    for page in ("/", "/search", "/check"):  # every page's navigation leads to the form
+        assert '<a href="/check">Check</a>' in client.get(page).get_data(as_text=True)
     page = client.post("/check", data={"date_of_service": DATE, "setting": "practitioner", "code-0": "62369",
                                        "code-1": "95990", "modifiers-1": "59", "code-2": "96522", "units-2": "2"})
     html = page.get_data(as_text=True)

@@ -1,8 +1,9 @@
 """NCCI files in CMS's layouts (tests/data/ncci/, made-up rows): the reader, its triples, and the claim
 check over a graph built with them.
 
-The graph is the curated family plus the NCCI files, built as `medcode build --ncci DIR` will build it
-(kg.pipeline's curated graph with kg.ncci's triples added, then reasoning and SHACL validation). With
+The graph is the curated family plus the NCCI files, built as `medcode build --ncci DIR` builds it
+(kg.pipeline.build with `ncci=`: the files' triples in the asserted graph, then reasoning and SHACL
+validation). With
 MEDCODE_TEST_STORE=virtuoso it is published to a Virtuoso of its own, so the same claims are checked
 through a remote engine.
 """
@@ -10,6 +11,7 @@ through a remote engine.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +25,12 @@ from rdflib import Literal, URIRef
 from rdflib.namespace import RDF, SKOS
 
 import kg.pipeline
-from kg.contract import DCTERMS, ID_BASE, MC, current_snapshot
+from kg.contract import DCTERMS, ID_BASE, MC, current_snapshot, open_store, read_meta
 from kg.namespaces import code_iri
 from kg.ncci import SETTING_NODES, ncci_triples, read_mue, read_ncci, read_ptp, source_node
 from kg.publish import publish
 from kg.records import SourceError
+from kg.validation import ValidationError
 from medcode.cli import main
 from server import create_app
 
@@ -36,6 +39,7 @@ PTP = NCCI / "ccipra-v321r0-f1.txt"
 MUE = NCCI / "MCR_MUE_PractitionerServices_Eff_01-01-2026.csv"
 DATE = "2026-03-02"
 MI1_EDIT = ID_BASE + "edit/ncci/practitioner/96522_96523/20100101"
+ICD10CM = ["G89.3", "G89.29", "Z45.1"]
 
 
 # -- the reader ----------------------------------------------------------------------------------
@@ -123,20 +127,60 @@ def test_ptp_rows_are_code_pair_edits_like_the_curated_ones():
 @pytest.fixture(scope="module")
 def ncci_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The curated family, a few ICD-10-CM codes and the NCCI files, built and validated."""
-    build_curated = kg.pipeline.build_curated
-
-    def with_ncci(sources):
-        curation = build_curated(sources)
-        known = {code_iri(*ref.split("/", 1)) for ref in curation.codes}
-        for triple in ncci_triples(read_ncci(NCCI), known):
-            curation.graph.add(triple)
-        return curation
-
     data = tmp_path_factory.mktemp("ncci-data")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(kg.pipeline, "build_curated", with_ncci)
-        kg.pipeline.build(data, icd10cm=["G89.3", "G89.29", "Z45.1"], echo=lambda _line: None)
+    kg.pipeline.build(data, icd10cm=ICD10CM, ncci=NCCI, echo=lambda _line: None)
     return data
+
+
+def test_the_snapshot_records_the_files_it_read(ncci_data):
+    meta = read_meta(current_snapshot(ncci_data))  # what was read, and from which bytes
+    recorded = {(f["file"], f["table"], f["setting"], f["rows"]) for f in meta["ncci"]}
+    assert recorded == {("ccipra-v321r0-f1.txt", "ptp", "practitioner", 5),
+                        ("ccioph-v321r0-f1.txt", "ptp", "outpatient-hospital", 1),
+                        ("MCR_MUE_PractitionerServices_Eff_01-01-2026.csv", "mue", "practitioner", 3),
+                        ("MCR_MUE_OutpatientHospitalServices_Eff_01-01-2026.csv", "mue", "outpatient-hospital", 1)}
+    ptp_file = next(f for f in meta["ncci"] if f["file"] == PTP.name)
+    assert ptp_file["sha256"] == hashlib.sha256(PTP.read_bytes()).hexdigest()
+    assert ptp_file["source"] == str(source_node(PTP))
+
+
+def test_every_edit_has_the_pair_key_the_check_looks_up(ncci_data):
+    store = open_store(current_snapshot(ncci_data))
+    edits = {row["edit"].value for row in store.query(f"SELECT ?edit WHERE {{ ?edit a <{MC}CodePairEdit> }}",
+                                                      use_default_graph_as_union=True)}
+    keys = {row["edit"].value: row["key"].value for row in store.query(
+        f"SELECT ?edit ?key WHERE {{ ?edit <{MC}pairKey> ?key }}", use_default_graph_as_union=True)}
+    assert set(keys) == edits and len(edits) > 6
+    assert keys[MI1_EDIT] == "cpt/96522 cpt/96523"
+    assert keys[ID_BASE + "edit/95990_62369"] == "cpt/95990 cpt/62369"  # a curated edit
+
+
+def test_a_bad_row_fails_the_build_before_anything_is_written(tmp_path, ncci_data):
+    bad = tmp_path / "ncci"
+    bad.mkdir()
+    (bad / PTP.name).write_text(PTP.read_text(encoding="utf-8").replace("96522\t96523\t\t20100101",
+                                                                        "96522\t96523\t\t2010-01-01"),
+                                encoding="utf-8")
+    live = current_snapshot(ncci_data)
+    with pytest.raises(SourceError, match=r"ccipra-v321r0-f1.txt:9: field 'Effective Date'"):
+        kg.pipeline.build(ncci_data, icd10cm=ICD10CM, ncci=bad, echo=lambda _line: None)
+    assert current_snapshot(ncci_data) == live
+
+
+def test_an_edit_deleted_before_it_took_effect_fails_validation(tmp_path):
+    bad = tmp_path / "ncci"
+    bad.mkdir()
+    (bad / "ccipra-x-f1.txt").write_text(HEADER + "96522\t96523\t\t20200101\t20100101\t1\tx\n", encoding="utf-8")
+    with pytest.raises(ValidationError, match="deleted on or after its effective date"):
+        kg.pipeline.build(tmp_path / "data", icd10cm=ICD10CM, ncci=bad, echo=lambda _line: None)
+    assert current_snapshot(tmp_path / "data") is None
+
+
+def test_cli_build_names_the_bad_file_line_and_field(tmp_path):
+    (tmp_path / "ccioph-x-f1.txt").write_text(HEADER + "96522\t96523\t\t20100101\t*\t3\tx\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["build", "--data", str(tmp_path / "data"), "--ncci", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "ccioph-x-f1.txt:2: field 'Modifier'" in result.output and "previous snapshot is unchanged" in result.output
 
 
 @pytest.fixture(scope="module")

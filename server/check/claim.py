@@ -46,12 +46,11 @@ class Line:
     modifiers: tuple[str, ...] = ()
     units: int = 1
     diagnoses: tuple[str, ...] = ()
-    iri: str = ""  # the code's IRI when it is not the one its shape gives (the synthetic benchmark codes)
 
     @property
     def node(self) -> str:
         """The IRI of the line's code: a CPT code starts with a digit, a HCPCS Level II code with a letter."""
-        return self.iri or str(code_iri("cpt" if self.code[:1].isdigit() else "hcpcs", self.code))
+        return str(code_iri("cpt" if self.code[:1].isdigit() else "hcpcs", self.code))
 
 
 def modifier_iri(modifier: str) -> str:

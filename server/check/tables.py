@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 
-from ..http.guard import FORMS, TOKENS
-from ..named_queries import NamedQuery, _term
+from kg.namespaces import pair_key
+
+from ..named_queries import NamedQuery, bind_rows, rdf_term
 from .claim import Claim, diagnosis_iri, modifier_iri
 
 Row = dict[str, str]
@@ -54,11 +55,13 @@ def codes(claim: Claim) -> list[Row]:
 
 def pairs(claim: Claim) -> list[Row]:
     """Two kinds of line (a code and its modifiers) with different codes, in both orders (a rule asks
-    about the first as column 1 and the second as column 2); `line1`, `line2` are their lines."""
+    about the first as column 1 and the second as column 2); `line1`, `line2` are their lines, `pair` the
+    mc:pairKey of an edit with the first as column 1 and the second as column 2."""
     kinds = _kinds(claim, ((i, {"c": ln.node, "code": ln.code, "modifiers": " ".join(ln.modifiers)})
                            for i, ln in enumerate(claim.lines)))
     return [{**first, **{f"{k}1": first[k] for k in ("line", "code", "modifiers")}, "one": first["c"],
-             **{f"{k}2": second[k] for k in ("line", "code", "modifiers")}, "two": second["c"]}
+             **{f"{k}2": second[k] for k in ("line", "code", "modifiers")}, "two": second["c"],
+             "pair": pair_key(first["c"], second["c"])}
             for first in kinds for second in kinds if first["c"] != second["c"]]
 
 
@@ -99,7 +102,7 @@ COMMON = {"date", "setting", "claim_codes"}
 COLUMNS = {
     "lines": {"line", "count", "c", "code", "units", "modifiers", *COMMON},
     "codes": {"line", "count", "c", "code", *COMMON},
-    "pairs": {"line1", "one", "code1", "modifiers1", "line2", "two", "code2", "modifiers2", *COMMON},
+    "pairs": {"line1", "one", "code1", "modifiers1", "line2", "two", "code2", "modifiers2", "pair", *COMMON},
     "modifiers": {"line", "count", "c", "code", "m", "modifier", *COMMON},
     "diagnoses": {"line", "count", "d", "diagnosis", *COMMON},
     "line-diagnoses": {"line", "count", "c", "code", "d", "diagnosis", *COMMON},
@@ -115,14 +118,14 @@ def bound_queries(query: NamedQuery, table: str, claim: Claim, together: tuple[s
     for number, row in enumerate(_rows(table, claim)):
         key = frozenset(row[name] for name in together) if together else number
         chunks.setdefault(key, []).append(tuple(_term_text(p.to_term(row[p.name])) for p in query.params))
-    names = " ".join("?" + p.name for p in query.params)
+    names = [p.name for p in query.params]
     queries, rows = [], []
     for group in chunks.values():
         if rows and len(rows) + len(group) > CHUNK:
-            queries.append(_bound(query.text, names, rows))
+            queries.append(bind_rows(query.text, names, rows))
             rows = []
         rows += group
-    return queries + ([_bound(query.text, names, rows)] if rows else [])
+    return queries + ([bind_rows(query.text, names, rows)] if rows else [])
 
 
 @lru_cache(maxsize=64)
@@ -133,21 +136,4 @@ def _rows(table: str, claim: Claim) -> tuple[Row, ...]:
 
 @lru_cache(maxsize=4096)
 def _term_text(spec: tuple[str, str, str | None]) -> str:
-    return str(_term(spec))
-
-
-def _bound(text: str, names: str, rows: list[tuple]) -> str:
-    values = " ".join("(" + " ".join(row) + ")" for row in dict.fromkeys(rows))
-    at = _where(text)
-    return f"{text[:at]} VALUES ({names}) {{ {values} }} {text[at:]}"
-
-
-@lru_cache(maxsize=64)
-def _where(query: str) -> int:
-    """Where a VALUES block opens the WHERE group, as named_queries.bind_values puts a single row (so that
-    the engine starts its joins from the claim)."""
-    tokens = [m for m in TOKENS.finditer(query) if m.lastgroup != "comment"]
-    start = next((i for i, m in enumerate(tokens) if m.lastgroup == "word" and m.group().upper() == "WHERE"), None)
-    if start is None:
-        start = next((i for i, m in enumerate(tokens) if m.lastgroup == "word" and m.group().upper() in FORMS), 0)
-    return next(m for m in tokens[start:] if m.group() == "{").end()
+    return str(rdf_term(spec))
