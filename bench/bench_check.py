@@ -10,8 +10,7 @@ every run evaluates the rules): `server.check.check` on the claim, `repeat` runs
 p50 and p99 of the whole check and of each rule's queries run alone (load times: bench/bench_stores.py).
 The real graph's claim is ten pump-family lines with units, modifiers and diagnoses; on the synthetic
 table it is the five codes with the most edits (the Zipf skew's head), five ordinary ones, and the same
-diagnoses. Synthetic notations (X0000) are not CPT or HCPCS codes (nor their IRIs CPT's), so the claim
-is built in Python, each line naming its code's IRI, not parsed from JSON.
+diagnoses.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from helpers import free_port  # noqa: E402
 from virtuoso import Virtuoso, available  # noqa: E402
 
-from bench.ncci_synthetic import SYSTEM, add_scale_options, generate_pairs, notation, write_snapshot  # noqa: E402
+from bench.ncci_synthetic import add_scale_options, notation, synthetic_data  # noqa: E402
 from kg.contract import current_snapshot, read_meta  # noqa: E402
 from kg.publish import PublishError, publish  # noqa: E402
 
@@ -46,8 +45,7 @@ SYNTHETIC_CODES = (0, 1, 2, 3, 4, 100, 1000, 5000, 9000, 14000)
 def claim(synthetic: bool):
     from server.check.claim import Claim, Line
 
-    lines = [Line(notation(i), modifiers, units, diagnoses, SYSTEM + notation(i)) if synthetic
-             else Line(code, modifiers, units, diagnoses)
+    lines = [Line(notation(i) if synthetic else code, modifiers, units, diagnoses)
              for i, (code, units, modifiers, diagnoses) in zip(SYNTHETIC_CODES, REAL_LINES, strict=True)]
     return Claim(datetime.date.fromisoformat(DATE), "practitioner", tuple(lines))
 
@@ -99,12 +97,8 @@ def measure(store_setting: str, data_dir: Path, synthetic: bool, repeat: int) ->
 def _datasets(args: argparse.Namespace, real: Path, work: Path) -> list[tuple[str, Path, bool]]:
     datasets = [] if args.skip_real else [("real graph", args.data, False)]
     if args.pairs:
-        big = work / "ncci"
-        if current_snapshot(big) is None:
-            started = time.perf_counter()
-            write_snapshot(real, big, generate_pairs(args.pairs, args.codes, 1), args.codes, 1)
-            print(f"generated {args.pairs:,} synthetic pairs in {time.perf_counter() - started:.0f} s", flush=True)
-        datasets.append((f"+{args.pairs / 1e6:g}M NCCI pairs", big, True))
+        datasets.append((f"+{args.pairs / 1e6:g}M NCCI pairs", synthetic_data(real, work, args.pairs, args.codes),
+                         True))
     return datasets
 
 

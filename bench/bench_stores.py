@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from virtuoso import Virtuoso, available  # noqa: E402
 
 from bench.bench_endpoint import QUERIES, free_port  # noqa: E402
-from bench.ncci_synthetic import SYSTEM, add_scale_options, generate_pairs, notation, write_snapshot  # noqa: E402
+from bench.ncci_synthetic import add_scale_options, iri, synthetic_data  # noqa: E402
 from kg.contract import current_snapshot, read_meta  # noqa: E402
 from kg.publish import PublishError, publish  # noqa: E402
 
@@ -51,7 +51,7 @@ def queries(synthetic: bool) -> dict[str, str]:
     chosen.pop("text", None)
     iris = [f"https://w3id.org/medcode/id/cpt/{c}" for c in REAL_CLAIM]
     if synthetic:  # the heaviest column-1 codes of the Zipf skew plus a few ordinary ones
-        iris = [f"{SYSTEM}{notation(i)}" for i in (0, 1, 2, 3, 4, 100, 1000, 5000, 9000, 14000)]
+        iris = [iri(i) for i in (0, 1, 2, 3, 4, 100, 1000, 5000, 9000, 14000)]
     chosen["claim (10 codes)"] = claim_query(iris)
     return chosen
 
@@ -116,12 +116,8 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="medcode-bench-"))
     datasets = [] if args.skip_real else [("real graph", args.data, False)]
     if args.pairs:
-        big = work / "ncci"
-        if current_snapshot(big) is None:
-            started = time.perf_counter()
-            write_snapshot(real, big, generate_pairs(args.pairs, args.codes, 1), args.codes, 1)
-            print(f"generated {args.pairs:,} synthetic pairs in {time.perf_counter() - started:.0f} s", flush=True)
-        datasets.append((f"+{args.pairs / 1e6:g}M NCCI pairs", big, True))
+        datasets.append((f"+{args.pairs / 1e6:g}M NCCI pairs", synthetic_data(real, work, args.pairs, args.codes),
+                         True))
     rows = []
     for label, data_dir, synthetic in datasets:
         snapshot = current_snapshot(data_dir)
