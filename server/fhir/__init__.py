@@ -149,8 +149,7 @@ def concept_map(map_id: str) -> Response:
     return stream(xw, "fhir.json", _version())
 
 
-@bp.route("", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-@bp.route("/", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@bp.route("/", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE"], strict_slashes=False)
 @bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
 def not_served(rest: str) -> Response:
     """Any other /fhir/ URL or method: 405 with Allow when the URL is served by other methods, else 404."""

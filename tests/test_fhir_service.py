@@ -1,0 +1,102 @@
+"""The FHIR service's resources and failures outside the HL7-format cases: the CodeSystem resources
+read from the graph (one per system, modifiers under their own systems), search by url, and an
+OperationOutcome (never HTML) for every failure under /fhir/. Every answer validates with fhir.resources."""
+
+from __future__ import annotations
+
+import pytest
+from fhir import resources as r5
+from fhir.resources import R4B as r4b
+
+from server.app import create_app
+
+ICD, CPT = "http://hl7.org/fhir/sid/icd-10-cm", "http://www.ama-assn.org/go/cpt"
+HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
+
+
+@pytest.fixture(scope="module")
+def client(data_dir):
+    app = create_app({"MEDCODE_DATA": str(data_dir), "QUERY_TIMEOUT": 10})
+    yield app.test_client()
+    app.extensions["medcode.store"].close()
+
+
+def fhir(response, status: int = 200, version: str = "r5") -> dict:
+    """The answer's JSON, after checking status, media type and that it is a valid FHIR resource."""
+    assert response.status_code == status, response.data[:500]
+    assert response.content_type == f"application/fhir+json; fhirVersion={'4.3' if version == 'r4b' else '5.0'}"
+    body = response.get_json()
+    (r4b if version == "r4b" else r5).get_fhir_model_class(body["resourceType"]).model_validate(body)
+    return body
+
+
+@pytest.mark.parametrize("version", ["r5", "r4b"])
+def test_each_code_system_is_a_valid_codesystem(client, version):
+    found = {}
+    for resource_id in ("icd10cm", "cpt", "hcpcs"):
+        body = fhir(client.get(f"/fhir/CodeSystem/{resource_id}?fhir={version}"), version=version)
+        found[body["url"]] = body
+    assert set(found) == {ICD, CPT, HCPCS}
+    assert found[ICD]["content"] == "complete" and found[ICD]["hierarchyMeaning"] == "is-a"
+    assert "concept" not in found[ICD]
+    assert {p["code"] for p in found[ICD]["property"]} >= {"parent", "child", "notSelectable", "excludes1"}
+    assert found[ICD]["identifier"] == [{"system": "urn:ietf:rfc:3986", "value": "urn:oid:2.16.840.1.113883.6.90"}]
+    cpt = {c["code"] for c in found[CPT]["concept"]}
+    hcpcs = {c["code"] for c in found[HCPCS]["concept"]}
+    assert found[CPT]["content"] == found[HCPCS]["content"] == "fragment"
+    assert {"62362", "59", "95"} <= cpt and not {"XU", "E0783"} & cpt  # modifiers under their own systems
+    assert {"E0783", "XU", "KD"} <= hcpcs and not {"59", "62362"} & hcpcs
+    assert found[CPT]["count"] == len(found[CPT]["concept"])
+
+
+def test_search_by_url_is_a_searchset_of_one(client):
+    body = fhir(client.get(f"/fhir/CodeSystem?url={HCPCS}"))
+    assert body["type"] == "searchset" and body["total"] == 1
+    assert body["entry"][0]["resource"]["url"] == HCPCS and body["entry"][0]["fullUrl"].endswith("/CodeSystem/hcpcs")
+    assert fhir(client.get("/fhir/CodeSystem?url=http://example.org/none"))["total"] == 0
+    assert fhir(client.get(f"/fhir/CodeSystem?url={ICD}&version=2019"))["total"] == 0
+    assert fhir(client.get("/fhir/CodeSystem"))["total"] == 3
+
+
+@pytest.mark.parametrize(("method", "url", "status", "issue"), [
+    ("GET", "/fhir/CodeSystem/modifier", 404, "not-found"),  # the modifier list is not a FHIR code system
+    ("GET", "/fhir/Patient/1", 404, "not-found"),
+    ("GET", "/fhir", 404, "not-found"),
+    ("POST", "/fhir/metadata", 405, "not-supported"),
+    ("DELETE", "/fhir/CodeSystem/icd10cm", 405, "not-supported"),
+    ("PUT", "/fhir/CodeSystem/$lookup", 405, "not-supported"),
+    ("GET", "/fhir/CodeSystem?name=ICD", 400, "not-supported"),
+    ("GET", "/fhir/metadata?mode=everything", 400, "invalid"),
+    ("GET", "/fhir/metadata?fhir=dstu2", 400, "not-supported"),
+    ("GET", f"/fhir/CodeSystem/$lookup?system={ICD}&code=G35&code=G36", 400, "invalid"),
+    ("GET", f"/fhir/CodeSystem/$lookup?system={ICD}&coding={ICD}|G35&code=G35", 400, "invalid"),
+    ("GET", "/fhir/CodeSystem/$validate-code?code=G35", 400, "invalid"),
+    ("GET", f"/fhir/CodeSystem/$subsumes?system={ICD}&codeA=G35", 400, "invalid"),
+])
+def test_failures_are_operation_outcomes(client, method, url, status, issue):
+    body = fhir(client.open(url, method=method, headers={"Accept": "text/html"}), status)
+    assert body["resourceType"] == "OperationOutcome" and body["issue"][0]["code"] == issue
+    assert body["issue"][0]["details"]["text"]
+
+
+def test_a_wrong_method_names_the_allowed_ones(client):
+    response = client.delete("/fhir/CodeSystem/icd10cm")
+    assert response.status_code == 405 and response.headers["Allow"] == "GET"
+    assert client.put("/fhir/CodeSystem/$lookup").headers["Allow"] == "GET, POST"
+
+
+def test_a_body_of_another_type_is_415(client):
+    body = fhir(client.post("/fhir/CodeSystem/$lookup", data="<Parameters/>", content_type="application/fhir+xml"), 415)
+    assert "application/fhir+xml" in body["issue"][0]["details"]["text"]
+
+
+def test_lookup_is_the_same_by_get_form_and_parameters(client):
+    query = f"system={ICD}&code=G35.A&property=parent"
+    by_get = fhir(client.get(f"/fhir/CodeSystem/$lookup?{query}"))
+    by_form = fhir(client.post("/fhir/CodeSystem/$lookup", data={"system": ICD, "code": "G35.A", "property": "parent"}))
+    by_resource = fhir(client.post("/fhir/CodeSystem/$lookup", json={"resourceType": "Parameters", "parameter": [
+        {"name": "coding", "valueCoding": {"system": ICD, "code": "G35.A"}},
+        {"name": "property", "valueCode": "parent"}]}))
+    assert by_get == by_form == by_resource
+    parent = [{"name": "code", "valueCode": "parent"}, {"name": "value", "valueCode": "G35"}]
+    assert {"name": "property", "part": parent} in by_get["parameter"]
