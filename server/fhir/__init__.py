@@ -172,3 +172,5 @@ def _matches(adapter: Any, method: str) -> bool:
     except HTTPException:
         return True
     return endpoint != "fhir.not_served"
+
+from . import valueset  # noqa: E402,F401  (registers ValueSet/$expand and $validate-code on bp)

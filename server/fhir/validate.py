@@ -89,7 +89,8 @@ def _asked(given: OperationInput) -> list[tuple[Coding, str]]:
     return [(asked, where)]
 
 
-def _answer(verdict: Verdict, everything: list[Verdict]) -> dict[str, Any]:
+def answer(verdict: Verdict, everything: list[Verdict]) -> dict[str, Any]:
+    """The Parameters of a $validate-code: the chosen verdict, with the issues of every coding validated."""
     out: list[dict[str, Any]] = [{"name": "result", "valueBoolean": verdict.valid}]
     if verdict.asked.code:
         out.append({"name": "code", "valueCode": verdict.asked.code})
@@ -118,4 +119,4 @@ def validate_code() -> dict[str, Any]:
     lenient = bool(given.boolean("lenient-display-validation"))
     verdicts = [check(asked, where, abstract=abstract is not False, lenient=lenient) for asked, where in _asked(given)]
     chosen = next((v for v in verdicts if v.valid), verdicts[0])
-    return _answer(chosen, verdicts)
+    return answer(chosen, verdicts)
