@@ -100,3 +100,11 @@ def test_lookup_is_the_same_by_get_form_and_parameters(client):
     assert by_get == by_form == by_resource
     parent = [{"name": "code", "valueCode": "parent"}, {"name": "value", "valueCode": "G35"}]
     assert {"name": "property", "part": parent} in by_get["parameter"]
+
+
+def test_only_json_is_served(client):
+    assert fhir(client.get("/fhir/metadata?_format=xml"), 406)["issue"][0]["code"] == "not-supported"
+    assert fhir(client.get("/fhir/metadata", headers={"Accept": "application/fhir+xml"}), 406)
+    assert fhir(client.get("/fhir/metadata?_format=json"))["resourceType"] == "CapabilityStatement"
+    assert fhir(client.get("/fhir/metadata", headers={"Accept": "application/fhir+json; fhirVersion=4.3"}),
+                version="r4b")["fhirVersion"] == "4.3.0"

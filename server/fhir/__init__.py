@@ -23,7 +23,7 @@ from ..http.errors import HTTPError
 from . import codesystems
 from .lookup import lookup as run_lookup
 from .metadata import capability_statement, terminology_capabilities
-from .resources import ISSUES, FHIRError, outcome, resource
+from .resources import FHIR_JSON, ISSUES, FHIRError, outcome, resource
 from .subsumes import subsumes as run_subsumes
 from .translate import check_known, find_matches, parameters, read_request
 from .validate import validate_code as run_validate_code
@@ -48,6 +48,16 @@ def _unexpected(exc: Exception) -> Response:
     return resource({"resourceType": "OperationOutcome", "issue": [
         {"severity": "fatal", "code": "exception", "details": {"text": "The server failed to answer: "
                                                                         f"{type(exc).__name__}"}}]}, 500)
+
+
+@bp.before_request
+def _json_only() -> None:
+    """The service speaks JSON: `_format` or an Accept header asking only for XML is a 406 (as JSON)."""
+    wanted = request.args.get("_format", "").strip().lower()
+    accept = request.headers.get("Accept", "")
+    if (wanted and "json" not in wanted) or ("xml" in accept and "json" not in accept and "*/*" not in accept):
+        raise FHIRError(406, "not-supported", f"Only FHIR JSON ({FHIR_JSON}) is served here, not "
+                                              f"'{wanted or accept}'.", None, "_format" if wanted else None)
 
 
 def _version() -> str:

@@ -89,9 +89,12 @@ def _asked(given: OperationInput) -> list[tuple[Coding, str]]:
     return [(asked, where)]
 
 
-def answer(verdict: Verdict, everything: list[Verdict]) -> dict[str, Any]:
-    """The Parameters of a $validate-code: the chosen verdict, with the issues of every coding validated."""
+def answer(verdict: Verdict, everything: list[Verdict], concept: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Parameters of a $validate-code: the chosen verdict, with the issues of every coding validated;
+    `concept` is the CodeableConcept asked about, named back."""
     out: list[dict[str, Any]] = [{"name": "result", "valueBoolean": verdict.valid}]
+    if concept is not None:
+        out.append({"name": "codeableConcept", "valueCodeableConcept": concept})
     if verdict.asked.code:
         out.append({"name": "code", "valueCode": verdict.asked.code})
     if verdict.system is not None:
@@ -119,4 +122,12 @@ def validate_code() -> dict[str, Any]:
     lenient = bool(given.boolean("lenient-display-validation"))
     verdicts = [check(asked, where, abstract=abstract is not False, lenient=lenient) for asked, where in _asked(given)]
     chosen = next((v for v in verdicts if v.valid), verdicts[0])
-    return answer(chosen, verdicts)
+    return answer(chosen, verdicts, _echo(given))
+
+
+def _echo(given: OperationInput) -> dict[str, Any] | None:
+    """The CodeableConcept as given (the answer names it back, as R5's output parameter does)."""
+    codings = given.codeable_concept("codeableConcept")
+    if codings is None:
+        return None
+    return {"coding": [{key: value for key, value in vars(c).items() if value} for c in codings]}
