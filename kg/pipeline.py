@@ -3,11 +3,12 @@
 Laid out by measurement (bench/bench_build.py) for two cores. Oxigraph's bulk load of the on-disk store
 is the longest step (~20 s of CPU), so it runs in threads from the first quads on
 (kg.snapshot.SnapshotWriter) while this thread imports ICD-10-CM, reasons (kg.reasoning: the engine over
-the curated core, a direct closure over the rest of ICD-10-CM) and validates; the disjointness check,
-the class counts and the search index then query the written store. (Querying an in-memory copy
-instead, loaded alongside, saves their ~10 s at the end but costs 8 s of CPU and 0.7 GB: the build's
-peak went from 1.2 to 1.7 GB.) Python's cyclic garbage collector is paused meanwhile: with millions of
-triples alive it kept scanning them, a third of the build's Python time, and found nothing to free.
+the curated core, a direct closure over the rest of ICD-10-CM) and validates; the class counts and the
+search index are then computed from the triples this thread already holds, while the loaders finish
+(asking the written store for them cost ~8 s of CPU after the load), and only the disjointness check,
+a few small queries, waits for the written store. Python's cyclic garbage collector is paused meanwhile:
+with millions of triples alive it kept scanning them, a third of the build's Python time, and found nothing
+to free.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ import contextlib
 import gc
 import platform
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import pyoxigraph as ox
-from rdflib.namespace import SKOS
+from rdflib.namespace import RDF, SKOS
 
 from .contract import SEARCH_INDEX, read_meta
 from .curated import Curation, SourceSet, build_curated
@@ -33,7 +34,7 @@ from .namespaces import GRAPH_ASSERTED, GRAPH_INFERRED, MC, SOURCES_DIR, code_ir
 from .ncci import Tables, describe, ncci_triples, pair_key_triples, read_ncci
 from .ontology import load_ontology
 from .reasoning import infer_partitioned
-from .search_index import write_search_index
+from .search_index import rows_from_triples, write_rows
 from .snapshot import SnapshotWriter, build_lock, publish
 from .validation import ValidationError, disjointness_violations, shacl_data_graph, validate_shacl
 
@@ -135,9 +136,9 @@ def _build(data_dir: Path, curation: Curation, tables: Tables | None, only: set[
            steps: _Steps, started: float) -> BuildResult:
     echo = steps.echo
     with SnapshotWriter(data_dir) as writer:
-        _write_graphs(writer, curation, tables, only, engine, steps)
-        class_counts = steps.run("Checking disjointness, counting classes and writing the search index",
-                                 lambda: _check_and_index(writer.loaded(), writer.directory / SEARCH_INDEX))
+        asserted, inferred = _write_graphs(writer, curation, tables, only, engine, steps)
+        class_counts = steps.run("Writing the search index, counting classes and checking disjointness",
+                                 lambda: _index_and_check(writer, asserted, inferred))
         meta = {
             "reasoner": engine,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -162,8 +163,9 @@ def _build(data_dir: Path, curation: Curation, tables: Tables | None, only: set[
 
 
 def _write_graphs(writer: SnapshotWriter, curation: Curation, tables: Tables | None, only: set[str] | None,
-                  engine: str, steps: _Steps) -> None:
-    """The asserted graph (ontology, curated records, NCCI edits, ICD-10-CM), its closure, and the SHACL check."""
+                  engine: str, steps: _Steps) -> tuple[list[Triple], list[Triple]]:
+    """The asserted graph (ontology, curated records, NCCI edits, ICD-10-CM), its closure, and the SHACL check;
+    returns the asserted and the inferred triples."""
     asserted: set = set()
     core: list[Triple] = []
     writer.add(str(GRAPH_ASSERTED), _unseen([*load_ontology(), *curation.graph, *_ncci(curation, tables)],
@@ -183,6 +185,7 @@ def _write_graphs(writer: SnapshotWriter, curation: Curation, tables: Tables | N
                        lambda r: "conforms" if r.conforms else "VIOLATIONS")
     if not report.conforms:
         raise ValidationError(report.text)
+    return [*core, *icd], inferred
 
 
 def _ncci(curation: Curation, tables: Tables | None) -> Iterable[Triple]:
@@ -210,13 +213,19 @@ def _reason(curation: Curation, core: list[Triple], icd: list[Triple], asserted:
     return infer_partitioned([*core, *named], rest, engine, echo, asserted)
 
 
-def _check_and_index(store: ox.Store, index: Path) -> list[tuple[str, int]]:
-    """Disjointness (withheld from the reasoner), the instances per class and the search index, all asked of
-    the snapshot's store once it is written."""
-    counts = [(row["class"].value, int(row["n"].value))
-              for row in store.query(CLASS_SUMMARY_QUERY, use_default_graph_as_union=True)]
-    problems = disjointness_violations(store, load_ontology(), dict(counts))
+def class_counts(asserted: Iterable[Triple], inferred: Iterable[Triple]) -> list[tuple[str, int]]:
+    """CLASS_SUMMARY_QUERY's answer (instances per medcode class and skos:Concept, most first) from the triples."""
+    typed = {(s, o) for triples in (asserted, inferred) for s, p, o in triples
+             if p == RDF.type and (o == SKOS.Concept or str(o).startswith(str(MC)))}
+    return Counter(str(o) for _, o in typed).most_common()
+
+
+def _index_and_check(writer: SnapshotWriter, asserted: list[Triple], inferred: list[Triple]) -> list[tuple[str, int]]:
+    """The search index and the instances per class from the triples, while the store's loaders finish; then
+    disjointness (withheld from the reasoner), asked of the written store."""
+    write_rows(rows_from_triples(asserted, inferred), writer.directory / SEARCH_INDEX)
+    counts = class_counts(asserted, inferred)
+    problems = disjointness_violations(writer.loaded(), load_ontology(), dict(counts))
     if problems:
         raise ValidationError("\n".join(problems))
-    write_search_index(store, index)
     return counts

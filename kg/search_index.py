@@ -30,8 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyoxigraph as ox
+from rdflib.namespace import RDF, RDFS, SKOS
 
 from .contract import GRAPH_ASSERTED, ID_BASE, INFERENCE_GRAPHS, PREFIXES
+from .namespaces import MC
 
 FORMAT = "2"  # the file layout below; a reader refuses any other
 
@@ -50,6 +52,10 @@ SELECT ?c ?k ?v WHERE {{
   UNION {{ GRAPH <{GRAPH_ASSERTED}> {{ ?c mc:longDescriptor ?v }} BIND("long" AS ?k) }}
   UNION {{ GRAPH <{GRAPH_ASSERTED}> {{ ?c mc:inclusionTerm ?n . ?n rdfs:label ?v }} BIND("inclusion" AS ?k) }}
 }}"""
+
+#: INDEX_QUERY's kinds of asserted value, by predicate (for `rows_from_triples`)
+KINDS = {SKOS.notation: "notation", SKOS.inScheme: "scheme", SKOS.prefLabel: "label", SKOS.altLabel: "alt",
+         MC.longDescriptor: "long"}
 
 SCHEMA = """
 -- format, codes, max_idf; and per document, in document order, packed little-endian: 'norms' (doubles, the
@@ -151,6 +157,30 @@ def write_search_index(store: ox.Store, target: Path) -> dict[str, int]:
     return write_rows(rows, target)
 
 
+def rows_from_triples(asserted: Iterable[tuple], inferred: Iterable[tuple]) -> list[tuple[str, str, str]]:
+    """INDEX_QUERY's rows from the build's own rdflib triples, so the build need not wait for its store and
+    ask it (the query alone costs ~5 s of CPU on the full graph); a test holds both ways to the same file."""
+    rows: list[tuple[str, str, str]] = []
+    codes: set = set()
+    inclusion: list[tuple] = []
+    labels: dict = defaultdict(list)
+    for s, p, o in asserted:
+        kind = KINDS.get(p)
+        if kind is not None:
+            rows.append((str(s), kind, str(o)))
+        elif p == RDF.type:
+            if o == MC.Code:
+                codes.add(s)
+        elif p == MC.inclusionTerm:
+            inclusion.append((s, o))
+        elif p == RDFS.label:
+            labels[s].append(str(o))
+    codes.update(s for s, p, o in inferred if p == RDF.type and o == MC.Code)
+    rows.extend((str(c), "code", "") for c in codes)
+    rows.extend((str(c), "inclusion", label) for c, term in inclusion for label in labels.get(term, ()))
+    return rows
+
+
 def write_rows(rows: Iterable[Sequence[str]], target: Path) -> dict[str, int]:
     """Write the index of INDEX_QUERY's rows to `target` (from a store or a remote engine's answer)."""
     return write_records(records_from_rows(rows), target)
@@ -223,15 +253,17 @@ def _fill(db: sqlite3.Connection, records: Sequence[Record]) -> dict[str, int]:
     tie = {i: rank for rank, i in enumerate(by_tie)}
     best_first = sorted(range(len(analysed)), key=lambda i: (-norms[i], tie[i]))
     frequency: Counter[str] = Counter()
+    codes, words, inclusion = [], [], []
     for doc, i in enumerate(best_first):
         item, record = analysed[i], analysed[i].record
         label = next((x for x in record.labels if x), "") or next((x for x in record.descriptors if x), "")
-        db.execute("INSERT INTO codes VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   (doc, record.iri, record.notation, record.system, label, keys[i], tie[i]))
-        db.execute("INSERT INTO words(rowid, labels, descriptors) VALUES (?, ?, ?)",
-                   (doc, " ".join(sorted(item.label_words)), " ".join(sorted(item.descriptor_words))))
-        db.executemany("INSERT INTO inclusion_terms VALUES (?, ?)", ((doc, term) for term in record.inclusion_terms))
+        codes.append((doc, record.iri, record.notation, record.system, label, keys[i], tie[i]))
+        words.append((doc, " ".join(sorted(item.label_words)), " ".join(sorted(item.descriptor_words))))
+        inclusion.extend((doc, term) for term in record.inclusion_terms)
         frequency.update(item.label_words | item.descriptor_words)
+    db.executemany("INSERT INTO codes VALUES (?, ?, ?, ?, ?, ?, ?)", codes)
+    db.executemany("INSERT INTO words(rowid, labels, descriptors) VALUES (?, ?, ?)", words)
+    db.executemany("INSERT INTO inclusion_terms VALUES (?, ?)", inclusion)
     count = len(analysed) or 1
     idf = {t: math.log(1 + (count - n + 0.5) / (n + 0.5)) for t, n in frequency.items()}
     db.executemany("INSERT INTO terms VALUES (?, ?, ?)", ((t, stem(t), idf[t]) for t in sorted(idf)))

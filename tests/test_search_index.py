@@ -11,10 +11,11 @@ import csv
 import io
 import json
 import multiprocessing
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,24 @@ def test_workers_starting_together_write_the_file_once(tmp_path: Path):
             found = pool.starmap(_search_in_a_new_process, [(location, str(tmp_path))] * 2)
     assert found == ["G89.3", "G89.3"]
     assert scripted.index_queries == 1
+
+
+def test_the_build_indexes_its_own_triples_as_the_store_query_would(tmp_path: Path):
+    # the build writes the index from the triples it holds (not waiting to query its store); the file must
+    # be the one the store's INDEX_QUERY (the remote mode's way) gives, byte for byte in content
+    from kg.pipeline import build
+
+    data = tmp_path / "data"
+    build(data, icd10cm=["G35", "G35.A", "G89.3", "E08.42"], echo=lambda _line: None)
+    snapshot = current_snapshot(data)
+    again = tmp_path / "from-store.sqlite"
+    write_search_index(open_store(snapshot), again)
+    def tables(path: Path) -> dict[str, list[tuple]]:  # every table, FTS5's shadow tables included
+        with closing(sqlite3.connect(path)) as db:
+            names = [n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'") if n != "words"]
+            return {name: db.execute(f"SELECT * FROM {name} ORDER BY 1").fetchall() for name in names}
+
+    built = tables(snapshot / SEARCH_INDEX)
+    assert built == tables(again)
+    assert {"codes", "terms", "words_data", "inclusion_terms"} <= set(built) and built["inclusion_terms"]
+    assert {row[2] for row in built["codes"]} >= {"G35", "G35.A", "G89.3", "96522", "E0783"}
