@@ -25,7 +25,7 @@ ROUTE = re.compile(r"^/fhir/(?P<type>[A-Z][A-Za-z]+)(?P<instance>/<[^>]+>)?(?:/\
 #: search parameters of a type-level search, by resource type
 SEARCH_PARAMS = {"CodeSystem": [("url", "uri"), ("version", "token")]}
 #: the $expand parameters the service reads (TerminologyCapabilities.expansion.parameter)
-EXPANSION_PARAMETERS = ("activeOnly", "count", "filter", "offset", "property")
+EXPANSION_PARAMETERS = ("activeOnly", "count", "displayLanguage", "filter", "includeDesignations", "offset", "property")
 SOFTWARE = "medcode-kg"
 
 
