@@ -108,3 +108,16 @@ def test_only_json_is_served(client):
     assert fhir(client.get("/fhir/metadata?_format=json"))["resourceType"] == "CapabilityStatement"
     assert fhir(client.get("/fhir/metadata", headers={"Accept": "application/fhir+json; fhirVersion=4.3"}),
                 version="r4b")["fhirVersion"] == "4.3.0"
+
+
+def test_instance_operations_take_the_system_of_the_url(client):
+    lookup = fhir(client.get("/fhir/CodeSystem/icd10cm/$lookup?code=G35&property=notSelectable"))
+    assert {"name": "system", "valueUri": ICD} in lookup["parameter"]
+    assert fhir(client.get("/fhir/CodeSystem/hcpcs/$validate-code?code=XU"))["parameter"][0] == {
+        "name": "result", "valueBoolean": True}
+    assert fhir(client.post("/fhir/CodeSystem/icd10cm/$subsumes", data={"codeA": "G35", "codeB": "G35.D"}))[
+        "parameter"] == [{"name": "outcome", "valueCode": "subsumes"}]
+    other = fhir(client.get(f"/fhir/CodeSystem/cpt/$lookup?system={ICD}&code=G35"), 400)
+    assert other["issue"][0]["expression"] == ["system"]
+    assert fhir(client.get("/fhir/CodeSystem/cpt/$expand"), 404)["issue"][0]["code"] == "not-found"
+    assert fhir(client.get("/fhir/CodeSystem/modifier/$lookup?code=59"), 404)["issue"][0]["code"] == "not-found"

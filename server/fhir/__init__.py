@@ -129,6 +129,23 @@ def subsumes() -> Response:
     return _answer(run_subsumes())
 
 
+#: the CodeSystem operations an instance URL answers too (/fhir/CodeSystem/icd10cm/$lookup)
+INSTANCE_OPERATIONS = {"lookup": run_lookup, "validate-code": run_validate_code, "subsumes": run_subsumes}
+
+
+@bp.route("/CodeSystem/<resource_id>/$<operation>", methods=OPERATIONS)
+def code_system_operation(resource_id: str, operation: str) -> Response:
+    """$lookup, $validate-code and $subsumes on one CodeSystem: its system is the default."""
+    run = INSTANCE_OPERATIONS.get(operation)
+    if run is None:
+        raise FHIRError(404, "not-found", f"No operation ${operation} on CodeSystem here; there are: "
+                                          + ", ".join(f"${name}" for name in INSTANCE_OPERATIONS) + ".")
+    system = codesystems.by_id(resource_id)
+    if system is None:
+        raise FHIRError(404, "not-found", f"No CodeSystem '{resource_id}' here.")
+    return _answer(run(system.url))
+
+
 def _translate(map_name: str | None) -> Response:
     version = _version()
     meta = export_meta()

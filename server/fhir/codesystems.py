@@ -124,6 +124,15 @@ def resolve(url: str | None, version: str | None = None, name: str = "system") -
     return system
 
 
+def instance_system(asked: str | None, instance: str | None, name: str = "system") -> str | None:
+    """The system an operation is about: the one asked for, or the CodeSystem of the URL
+    (`/fhir/CodeSystem/icd10cm/$lookup`); both, and different, is a 400."""
+    if instance and asked and asked != instance:
+        raise FHIRError(400, "invalid", f"Parameter '{name}' names {asked}, but this URL is the CodeSystem "
+                                        f"{instance}.", "invalid-data", name)
+    return asked or instance
+
+
 def by_id(resource_id: str) -> CodeSystem | None:
     """The code system whose resource id is `resource_id`, or None."""
     return next((cs for cs in code_systems().values() if cs.id == resource_id), None)

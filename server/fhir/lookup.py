@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .codesystems import NOTE_PROPERTIES, resolve
+from .codesystems import NOTE_PROPERTIES, instance_system, resolve
 from .concepts import Concept, find, near_codes
 from .params import Coding, asked_coding, read_input
 from .resources import FHIRError
@@ -73,13 +73,14 @@ def parameters(concept: Concept, wanted: list[str]) -> dict[str, Any]:
     return {"resourceType": "Parameters", "parameter": out}
 
 
-def lookup() -> dict[str, Any]:
-    """Read the request, find the code, answer it."""
+def lookup(instance: str | None = None) -> dict[str, Any]:
+    """Read the request, find the code, answer it; `instance` is the system of an instance-level call."""
     given = read_input()
     asked, where = asked_coding(given)
     if asked is None or not asked.code:
         raise FHIRError(400, "invalid", f"$lookup needs system and code, or coding - e.g. {EXAMPLE}",
                         "invalid-data", "code")
+    asked = Coding(instance_system(asked.system, instance), asked.code, asked.version, asked.display)
     system = resolve(asked.system, asked.version)
     concept = find(system, asked.code)
     if concept is None:

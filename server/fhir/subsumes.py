@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .codesystems import resolve
+from .codesystems import instance_system, resolve
 from .concepts import MC, Concept, find
 from .lookup import unknown_code
 from .params import Coding, OperationInput, read_input
@@ -22,16 +22,17 @@ from .resources import FHIRError
 EXAMPLE = "?system=http://hl7.org/fhir/sid/icd-10-cm&codeA=G35&codeB=G35.A"
 
 
-def _asked(given: OperationInput, side: str) -> tuple[Coding, str]:
+def _asked(given: OperationInput, side: str, instance: str | None) -> tuple[Coding, str]:
+    system = instance_system(given.text("system"), instance)
     coding = given.coding(f"coding{side}")
     if coding is not None:
-        return Coding(coding.system or given.text("system"), coding.code, coding.version or given.text("version")), \
-            f"coding{side}.code"
+        return Coding(instance_system(coding.system, instance, f"coding{side}") or system, coding.code,
+                      coding.version or given.text("version")), f"coding{side}.code"
     code = given.text(f"code{side}")
     if not code:
         raise FHIRError(400, "invalid", f"$subsumes needs code{side} (or coding{side}) - e.g. {EXAMPLE}",
                         "invalid-data", f"code{side}")
-    return Coding(given.text("system"), code, given.text("version")), f"code{side}"
+    return Coding(system, code, given.text("version")), f"code{side}"
 
 
 def _devices(concept: Concept) -> set[str]:
@@ -62,10 +63,10 @@ def _concept(asked: Coding, expression: str) -> Concept:
     return concept
 
 
-def subsumes() -> dict[str, Any]:
-    """Read the request and answer the outcome."""
+def subsumes(instance: str | None = None) -> dict[str, Any]:
+    """Read the request and answer the outcome; `instance` is the system of an instance-level call."""
     given = read_input()
-    (asked_a, where_a), (asked_b, where_b) = _asked(given, "A"), _asked(given, "B")
+    (asked_a, where_a), (asked_b, where_b) = _asked(given, "A", instance), _asked(given, "B", instance)
     if (asked_a.system or "") != (asked_b.system or ""):
         raise FHIRError(400, "invalid", f"codingA and codingB are in different systems ({asked_a.system}, "
                                         f"{asked_b.system}): $subsumes compares codes of one system.", "invalid-data")

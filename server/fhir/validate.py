@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .codesystems import CodeSystem, resolve
+from .codesystems import CodeSystem, instance_system, resolve
 from .concepts import Concept, find
 from .lookup import unknown_code
 from .params import Coding, OperationInput, asked_coding, read_input
@@ -77,12 +77,15 @@ def check(asked: Coding, where: str, *, abstract: bool, lenient: bool) -> Verdic
     return verdict
 
 
-def _asked(given: OperationInput) -> list[tuple[Coding, str]]:
+def _asked(given: OperationInput, instance: str | None) -> list[tuple[Coding, str]]:
     """Each coding to validate, with the prefix its issues name it by."""
     concept = given.codeable_concept("codeableConcept")
     if concept is not None:
-        return [(c, f"CodeableConcept.coding[{i}].") for i, c in enumerate(concept)]
+        return [(Coding(instance_system(c.system, instance, "codeableConcept"), c.code, c.version, c.display),
+                 f"CodeableConcept.coding[{i}].") for i, c in enumerate(concept)]
     asked, where = asked_coding(given, system=("url", "system"))
+    if asked is not None:
+        asked = Coding(instance_system(asked.system, instance, "url"), asked.code, asked.version, asked.display)
     if asked is None or not asked.code:
         raise FHIRError(400, "invalid", f"$validate-code needs url and code, coding or codeableConcept - e.g. "
                                         f"{EXAMPLE}", "invalid-data", "code")
@@ -115,12 +118,13 @@ def answer(verdict: Verdict, everything: list[Verdict], concept: dict[str, Any] 
     return {"resourceType": "Parameters", "parameter": out}
 
 
-def validate_code() -> dict[str, Any]:
+def validate_code(instance: str | None = None) -> dict[str, Any]:
     """Read the request, validate each coding; the answer speaks for the first valid one (else the first)."""
     given = read_input()
     abstract = given.boolean("abstract")
     lenient = bool(given.boolean("lenient-display-validation"))
-    verdicts = [check(asked, where, abstract=abstract is not False, lenient=lenient) for asked, where in _asked(given)]
+    verdicts = [check(asked, where, abstract=abstract is not False, lenient=lenient)
+                for asked, where in _asked(given, instance)]
     chosen = next((v for v in verdicts if v.valid), verdicts[0])
     return answer(chosen, verdicts, _echo(given))
 
