@@ -48,11 +48,10 @@ def relation(a: Concept, b: Concept) -> str:
     if b.code in a.ancestors:
         return "subsumed-by"
     kinds_a, kinds_b = _devices(a), _devices(b)
-    if kinds_a and kinds_b and kinds_a != kinds_b:
-        if kinds_a < kinds_b:
-            return "subsumes"
-        if kinds_b < kinds_a:
-            return "subsumed-by"
+    if kinds_a and kinds_a < kinds_b:
+        return "subsumes"
+    if kinds_b and kinds_b < kinds_a:
+        return "subsumed-by"
     return "not-subsumed"
 
 
