@@ -2,7 +2,8 @@
 
 Input (GET, form or Parameters): `system` + `code` or `coding`, optionally `version` and `property`
 (repeatable: only those properties come back; `designation` asks for the designations; without
-`property` everything is returned). Output: code, system, name, version, display, a designation per
+`property` everything is returned); a `displayLanguage` other than English is a 400 (the graph's
+displays are English). Output: code, system, name, version, display, a designation per
 synonym or descriptor, and the properties parent, child, notSelectable (ICD-10-CM codes that are not
 billable), inactive, addedDate and the ICD-10-CM Tabular List notes stated on the code. An unknown
 system, version or code is a 404 OperationOutcome (not-found; the code's issue names near codes).
@@ -80,6 +81,10 @@ def lookup(instance: str | None = None) -> dict[str, Any]:
     if asked is None or not asked.code:
         raise FHIRError(400, "invalid", f"$lookup needs system and code, or coding - e.g. {EXAMPLE}",
                         "invalid-data", "code")
+    language = given.text("displayLanguage")
+    if language and language != "*" and language.split("-")[0].lower() != "en":
+        raise FHIRError(400, "processing", f"No display in language '{language}': this service holds English (en) "
+                                           "displays only.", "invalid-display", "displayLanguage")
     asked = Coding(instance_system(asked.system, instance), asked.code, asked.version, asked.display)
     system = resolve(asked.system, asked.version)
     concept = find(system, asked.code)
