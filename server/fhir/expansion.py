@@ -10,7 +10,8 @@ order, the search index's (shorter codes first, then by code, as in G35, G35.A, 
 A whole system is paged in the snapshot's search index (a bounded SQLite read: no query sorts the
 98,186 ICD-10-CM codes per request), its modifiers (59, 95 in CPT; XE, KD, ... in HCPCS) after its
 own codes; a subtree comes from the graph by SPARQL. The codes of the page are then described by one
-query over exactly those codes (display, billable, status, parents, children, designations).
+query over exactly those codes (billable, and display, parents, children, designations as needed); the
+few stated statuses are read once per snapshot.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import pyoxigraph as ox
+
+from kg.contract import GRAPH_ASSERTED
 
 from ..codes import normalise_code
 from ..exports import snapshot_memo
@@ -46,24 +49,27 @@ ROOT = _PREFIXES + """SELECT ?c ?device WHERE {
   ?c skos:notation ?code ; a mc:Code ; (skos:inScheme|mc:modifierSystem)/mc:fhirSystem ?fhir .
   FILTER(STR(?fhir) = ?system) OPTIONAL { ?c mc:denotesDevice ?device }
 } LIMIT 1"""
-#: the root and its descendants in the hierarchy, with what a filter or activeOnly needs
-DESCENDANTS = _PREFIXES + """SELECT DISTINCT ?c ?code ?display ?status WHERE {{
+#: the root and its descendants in the hierarchy (notations as asserted: half the time of the union of
+#: graphs), with the display only when a filter needs it (else only the page's displays are read)
+DESCENDANTS = _PREFIXES + """SELECT DISTINCT ?c ?code ?display WHERE {{
   {{ VALUES ?c {{ {root} }} }} UNION {{ ?c skos:broaderTransitive {root} }}
-  ?c skos:notation ?code .
-  OPTIONAL {{ ?c skos:prefLabel ?display }}
-  OPTIONAL {{ ?c mc:codeStatus ?status }}
+  GRAPH <{asserted}> {{ ?c skos:notation ?code {display} }}
 }}"""
 #: the device codes of a scheme with every class of the device each denotes (a few dozen codes)
-DEVICE_CODES = _PREFIXES + """SELECT ?c ?code ?display ?status ?kind WHERE {
+DEVICE_CODES = _PREFIXES + """SELECT ?c ?code ?display ?kind WHERE {
   ?c mc:denotesDevice ?device ; skos:inScheme ?scheme ; skos:notation ?code . ?device a ?kind .
-  OPTIONAL { ?c skos:prefLabel ?display } OPTIONAL { ?c mc:codeStatus ?status }
+  OPTIONAL { ?c skos:prefLabel ?display }
 }"""
-#: what an answer shows of each code of one page besides its code and display: a union of single
-#: patterns from the page's codes (a third of the time of OPTIONALs here), one row per value
+#: what an answer shows of each code of one page besides its code: a union of single patterns from the
+#: page's codes (a third of the time of OPTIONALs here), one row per value. Whether a code is billable
+#: is read always (as asserted: half the time of the union of graphs), its display when the page does
+#: not have it yet, the rest when asked for. Each value is a lookup in the store: a page of 100 codes at a
+#: random offset costs ~20 ms for one fact (cold blocks), ~47 ms for three, under load.
 DETAILS = _PREFIXES + """SELECT ?c ?p ?v WHERE {{
-  {{ ?c mc:billable ?v BIND("billable" AS ?p) }} UNION {{ ?c mc:codeStatus ?v BIND("status" AS ?p) }}
+  {{ GRAPH <{asserted}> {{ {{ ?c mc:billable ?v BIND("billable" AS ?p) }} {stated} }} }}
   {optional}
 }}"""
+DISPLAY_PART = 'UNION { ?c skos:prefLabel ?v BIND("display" AS ?p) }'
 OPTIONAL_PARTS = {
     # FILTER EXISTS, not a pattern: Oxigraph then starts from ?c (0.4 ms here, 7-12 s joined as a pattern)
     "parent": 'UNION { ?c skos:broader ?o . ?o skos:notation ?v FILTER EXISTS { ?o a mc:Code } BIND("parent" AS ?p) }',
@@ -71,13 +77,12 @@ OPTIONAL_PARTS = {
 }
 #: one union branch per designation property (a VALUES of properties here is thousands of times slower)
 DESIGNATION_PARTS = " ".join(f'UNION {{ ?c <{iri}> ?v BIND("{use}" AS ?p) }}' for iri, use in DESIGNATIONS.items())
-#: the modifiers a system defines (listed after its own codes), and codes with a status other than active
-MODIFIERS = _PREFIXES + """SELECT ?c ?code ?display ?status WHERE {
+#: every code with a status stated (the curated ones that say "active"; an inactive code would be here)
+STATUSES = _PREFIXES + "SELECT ?c ?status WHERE { ?c mc:codeStatus ?status }"
+#: the modifiers a system defines (listed after its own codes)
+MODIFIERS = _PREFIXES + """SELECT ?c ?code ?display WHERE {
   ?c a mc:Modifier ; mc:modifierSystem/mc:fhirSystem ?fhir ; skos:notation ?code . FILTER(STR(?fhir) = ?system)
-  OPTIONAL { ?c skos:prefLabel ?display } OPTIONAL { ?c mc:codeStatus ?status }
-}"""
-INACTIVE = _PREFIXES + """SELECT ?c WHERE {
-  ?c mc:codeStatus ?status ; skos:inScheme ?scheme . FILTER(STR(?status) != "active")
+  OPTIONAL { ?c skos:prefLabel ?display }
 }"""
 #: the index's rows of one scheme, in its order (the codes_range index: no sort)
 INDEX_ORDER = "ORDER BY length(key), key, tie"
@@ -85,12 +90,11 @@ INDEX_ORDER = "ORDER BY length(key), key, tie"
 
 @dataclass(frozen=True)
 class Member:
-    """A code of an expansion, as paging and filtering need it."""
+    """A code of an expansion, as paging and filtering need it (the display may be left to `describe`)."""
 
     iri: str
     code: str
-    display: str
-    active: bool = True
+    display: str = ""
 
 
 @dataclass(frozen=True)
@@ -174,14 +178,26 @@ def _value(row: dict, name: str) -> str:
 
 
 def _members(rows: list[dict]) -> list[Member]:
-    return [Member(_value(r, "c"), _value(r, "code"), _value(r, "display"), _value(r, "status") in ("", "active"))
-            for r in rows]
+    return [Member(_value(r, "c"), _value(r, "code"), _value(r, "display")) for r in rows]
+
+
+def statuses() -> dict[str, str]:
+    """IRI -> the status stated for it (once per snapshot: the graph states few)."""
+    memo = snapshot_memo()
+    if "fhir-statuses" not in memo:
+        memo["fhir-statuses"] = {row["c"]["value"]: row["status"]["value"] for row in select(STATUSES)}
+    return memo["fhir-statuses"]
+
+
+def inactive() -> list[str]:
+    """The IRIs of the codes whose stated status is other than active (none in the current sources)."""
+    return sorted(iri for iri, status in statuses().items() if status.lower() != "active")
 
 
 def _keep(members: list[Member], ask: Request) -> list[Member]:
     """The members the filter and activeOnly leave."""
-    return [m for m in members if (m.active or not ask.active_only)
-            and (not ask.text or matches(ask.text, m.code, m.display))]
+    hidden = set(inactive()) if ask.active_only else set()
+    return [m for m in members if m.iri not in hidden and (not ask.text or matches(ask.text, m.code, m.display))]
 
 
 def _device_members(ask: Request) -> list[dict]:
@@ -198,7 +214,8 @@ def _device_members(ask: Request) -> list[dict]:
 
 def subtree(ask: Request) -> list[Member]:
     """Every member of an isa value set, in order (a subtree: at most a few thousand codes)."""
-    rows = select(DESCENDANTS.format(root=str(ox.NamedNode(ask.root.iri))))
+    display = "OPTIONAL { ?c skos:prefLabel ?display }" if ask.text else ""
+    rows = select(DESCENDANTS.format(root=str(ox.NamedNode(ask.root.iri)), asserted=GRAPH_ASSERTED, display=display))
     if ask.root.device:
         rows += _device_members(ask)
     unique = {member.iri: member for member in _members(rows)}
@@ -206,22 +223,19 @@ def subtree(ask: Request) -> list[Member]:
 
 
 def modifiers(ask: Request) -> list[Member]:
-    """The modifiers the system defines, in order."""
-    rows = select(MODIFIERS, bindings={"system": ("literal", ask.system.url, None)})
-    return sorted(_keep(_members(rows), ask), key=order_key)
-
-
-def inactive(scheme: str) -> list[str]:
-    """The IRIs of a scheme's codes whose status is not active (none in the current sources)."""
-    rows = select(INACTIVE, bindings={"scheme": ("iri", scheme, None)})
-    return [row["c"]["value"] for row in rows]
+    """The modifiers the system defines, in order (read once per snapshot: a handful)."""
+    memo = snapshot_memo()
+    key = ("fhir-modifiers", ask.system.url)
+    if key not in memo:
+        memo[key] = _members(select(MODIFIERS, bindings={"system": ("literal", ask.system.url, None)}))
+    return sorted(_keep(memo[key], ask), key=order_key)
 
 
 def _index_where(ask: Request) -> tuple[str, list[object]]:
     """The index rows of the system's own codes the request keeps: a SQL condition and its arguments."""
     where, args = "system = ?", [ask.system.id]
     if ask.active_only:
-        hidden = inactive(ask.system.scheme)
+        hidden = inactive()
         if hidden:
             where += f" AND iri NOT IN ({','.join('?' * len(hidden))})"
             args += hidden
@@ -268,19 +282,23 @@ def describe(members: list[Member], ask: Request) -> list[dict]:
     if not members:
         return []
     wanted = [name for name in ("parent", "child") if name in ask.properties]
-    parts = [OPTIONAL_PARTS[name] for name in wanted]
+    stated = [DISPLAY_PART] if any(not m.display for m in members) else []
     if ask.designations:
-        parts.append(DESIGNATION_PARTS)
-    query = bind_rows(DETAILS.format(optional="\n  ".join(parts)), ["c"], ([str(ox.NamedNode(m.iri))] for m in members))
+        stated.append(DESIGNATION_PARTS)
+    text = DETAILS.format(asserted=GRAPH_ASSERTED, stated=" ".join(stated),
+                          optional=" ".join(OPTIONAL_PARTS[name] for name in wanted))
+    query = bind_rows(text, ["c"], ([str(ox.NamedNode(m.iri))] for m in members))
     found: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    status = statuses()
     for row in select(query):
         found[row["c"]["value"]][row["p"]["value"]].append(row["v"]["value"])
     described = []
     for m in members:
         facts = found[m.iri]
         described.append({
-            "code": m.code, "display": m.display, "billable": (facts.pop("billable", None) or [""])[0],
-            "status": (facts.pop("status", None) or [""])[0], "parent": sorted(facts.pop("parent", [])),
+            "code": m.code, "display": m.display or (facts.pop("display", None) or [""])[0],
+            "billable": (facts.pop("billable", None) or [""])[0],
+            "status": status.get(m.iri, ""), "parent": sorted(facts.pop("parent", [])),
             "child": sorted(facts.pop("child", [])),
             "designations": [(use, text) for use, texts in facts.items() for text in texts]})
     return described

@@ -84,7 +84,7 @@ def _properties(code: dict[str, Any], ask: Request) -> list[dict[str, Any]]:
         if name == "notSelectable" and code["billable"]:
             values.append((name, code["billable"] == "false"))
         elif name == "inactive":
-            values.append((name, code["status"] not in ("", "active")))
+            values.append((name, code["status"].lower() not in ("", "active")))
         elif name in ("parent", "child"):
             values += [(name, value) for value in code[name]]
     return [{"code": name, PROPERTIES[name]: value} for name, value in values]
@@ -95,7 +95,7 @@ def _contains(code: dict[str, Any], ask: Request, r5: bool) -> dict[str, Any]:
     entry: dict[str, Any] = {"system": ask.system.url, "version": ask.system.version, "code": code["code"]}
     if code["billable"] == "false":
         entry["abstract"] = True
-    if code["status"] not in ("", "active"):
+    if code["status"].lower() not in ("", "active"):
         entry["inactive"] = True
     if code["display"]:
         entry["display"] = code["display"]
