@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ from .namespaces import GRAPH_ASSERTED, GRAPH_INFERRED, MC, SOURCES_DIR, code_ir
 from .ncci import Tables, describe, ncci_triples, pair_key_triples, read_ncci
 from .ontology import load_ontology
 from .reasoning import infer_partitioned
+from .release_files import fetch, release_files
+from .releases import History, read_history
 from .search_index import rows_from_triples, write_rows
 from .snapshot import SnapshotWriter, build_lock, publish
 from .validation import ValidationError, disjointness_violations, shacl_data_graph, validate_shacl
@@ -100,17 +103,20 @@ def _icd10cm_items(curation: Curation, icd10cm: str | Iterable[str] | None) -> s
 
 
 def build(data_dir: Path, *, sources: Path | SourceSet = SOURCES_DIR, icd10cm: str | Iterable[str] | None = ALL_ICD10CM,
-          engine: str = "reasonable", ncci: Path | None = None, echo: Callable[[str], None] = print) -> BuildResult:
+          engine: str = "reasonable", ncci: Path | None = None, echo: Callable[[str], None] = print,
+          releases: Path | None = None, fetch_releases: bool = False) -> BuildResult:
     """Build a snapshot from a source set and make it live. Raises SourceError/ValidationError, leaving the old one.
 
     `sources` is a directory laid out like kg/sources/ or a SourceSet. `icd10cm` is "all" (the whole
     release, ~30 s to build on two cores) or a few codes, imported with the codes the curated records name
     and their ancestors (None: only those), which builds a small graph in seconds. One build at a time per
     data directory: a second one waits for the first (SnapshotError if it waits too long). `ncci` is a
-    directory of CMS NCCI PTP and MUE files (kg.ncci), read before anything is written.
+    directory of CMS NCCI PTP and MUE files (kg.ncci), read before anything is written. `releases` is a
+    directory of earlier ICD-10-CM releases (kg.release_files; `fetch_releases`: first fetch the missing ones
+    into it with pip), compared with the installed one into each code's history; None: the installed one only.
     """
     started = time.perf_counter()
-    steps = _Steps(echo, 7 if ncci is None else 8)
+    steps = _Steps(echo, 8 if ncci is None else 9)
     with _collector_paused():
         curation = steps.run("Reading curated sources", lambda: build_curated(sources),
                              lambda c: f"{len(c.codes)} codes, {len(c.graph)} triples")
@@ -119,8 +125,25 @@ def build(data_dir: Path, *, sources: Path | SourceSet = SOURCES_DIR, icd10cm: s
             "Reading NCCI edit files", lambda: read_ncci(ncci),
             lambda t: f"{len(t.files)} files, {len(t.pair_edits)} code-pair edits, {len(t.units_edits)} MUEs")
         only = _icd10cm_items(curation, icd10cm)  # bad input fails here, before anything is written
+        history = steps.run("Reading the earlier ICD-10-CM releases",
+                            lambda: _history(releases, fetch_releases, only, echo),
+                            lambda h: h.counts() + (f"; skipped {', '.join(h.skipped)}" if h.skipped else ""))
         with build_lock(data_dir, echo):
-            return _build(data_dir, curation, tables, only, engine, steps, started)
+            return _build(data_dir, curation, tables, only, history, engine, steps, started)
+
+
+def _history(releases: Path | None, fetch_releases: bool, only: set[str] | None,
+             echo: Callable[[str], None]) -> History:
+    """The installed release and the earlier ones found in `releases` (fetched first when asked); the build goes on
+    without those it cannot fetch or read, and says so."""
+    if releases is None:
+        return read_history([], only)
+    if fetch_releases:
+        fetch(releases, echo)
+    with release_files(releases) as (files, skipped):
+        if skipped:
+            echo(f"      skipped the ICD-10-CM releases not found in {releases}: {', '.join(skipped)}")
+        return read_history(files, only, skipped)
 
 
 def _unseen(triples: Iterable[Triple], seen: set, kept: list[Triple]) -> Iterator[Triple]:
@@ -132,11 +155,11 @@ def _unseen(triples: Iterable[Triple], seen: set, kept: list[Triple]) -> Iterato
             yield t
 
 
-def _build(data_dir: Path, curation: Curation, tables: Tables | None, only: set[str] | None, engine: str,
-           steps: _Steps, started: float) -> BuildResult:
+def _build(data_dir: Path, curation: Curation, tables: Tables | None, only: set[str] | None,
+           history: History, engine: str, steps: _Steps, started: float) -> BuildResult:
     echo = steps.echo
     with SnapshotWriter(data_dir) as writer:
-        asserted, inferred = _write_graphs(writer, curation, tables, only, engine, steps)
+        asserted, inferred = _write_graphs(writer, curation, tables, only, history, engine, steps)
         class_counts = steps.run("Writing the search index, counting classes and checking disjointness",
                                  lambda: _index_and_check(writer, asserted, inferred))
         meta = {
@@ -144,6 +167,8 @@ def _build(data_dir: Path, curation: Curation, tables: Tables | None, only: set[
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "icd10cm_release": icd10cm_release(),
             "icd10cm_items": ALL_ICD10CM if only is None else sorted(only),
+            "icd10cm_releases": [r.notation for r in history.releases],
+            "icd10cm_releases_skipped": history.skipped,
             "versions": {pkg: version(pkg) for pkg in ("rdflib", "owlrl", "reasonable", "pyoxigraph", "pyshacl")},
             "python": platform.python_version(),
             **({} if tables is None else {"ncci": describe(tables)}),
@@ -163,17 +188,18 @@ def _build(data_dir: Path, curation: Curation, tables: Tables | None, only: set[
 
 
 def _write_graphs(writer: SnapshotWriter, curation: Curation, tables: Tables | None, only: set[str] | None,
-                  engine: str, steps: _Steps) -> tuple[list[Triple], list[Triple]]:
-    """The asserted graph (ontology, curated records, NCCI edits, ICD-10-CM), its closure, and the SHACL check;
-    returns the asserted and the inferred triples."""
+                  history: History, engine: str, steps: _Steps) -> tuple[list[Triple], list[Triple]]:
+    """The asserted graph (ontology, curated records, NCCI edits, ICD-10-CM and its history), its closure, and the
+    SHACL check; returns the asserted and the inferred triples."""
     asserted: set = set()
     core: list[Triple] = []
     writer.add(str(GRAPH_ASSERTED), _unseen([*load_ontology(), *curation.graph, *_ncci(curation, tables)],
                                             asserted, core))
     writer.add(str(GRAPH_ASSERTED), _unseen(list(pair_key_triples(core)), asserted, core))
     icd: list[Triple] = []
-    steps.run("Generating the ICD-10-CM hierarchy (the store is written meanwhile)",
-              lambda: writer.add(str(GRAPH_ASSERTED), _unseen(icd_triples(only), asserted, icd)),
+    steps.run("Generating the ICD-10-CM hierarchy and its history (the store is written meanwhile)",
+              lambda: writer.add(str(GRAPH_ASSERTED),
+                                 _unseen(chain(icd_triples(only), history.triples()), asserted, icd)),
               lambda _: f"{len(icd)} triples")
     inferred = steps.run(f"Reasoning (OWL 2 RL: {engine} over the curated core, directly over ICD-10-CM)",
                          lambda: _reason(curation, core, icd, asserted, engine, steps.echo),

@@ -21,6 +21,7 @@ from kg.contract import (
 from kg.records import SourceError
 
 from .check import check
+from .diff import diff
 
 data_option = click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
                            default=None, help="Data directory for snapshots [default: $MEDCODE_DATA or ./data].")
@@ -30,13 +31,18 @@ def _data(data_dir: Path | None) -> Path:
     return (data_dir or default_data_dir()).resolve()
 
 
-def _build(data_dir: Path, reasoner: str, ncci: Path | None) -> None:
+def _build(data_dir: Path, reasoner: str, ncci: Path | None, releases: Path | None = None,
+           history: bool = True) -> None:
+    """Build; the earlier ICD-10-CM releases from `releases` as they are, else fetched into the cache."""
     from kg import build
+    from kg.release_files import default_cache
     from kg.snapshot import SnapshotError
     from kg.validation import ValidationError
 
+    source = (releases or default_cache()) if history else None
     try:
-        build(data_dir, engine=reasoner, ncci=ncci, echo=lambda line: click.echo(line, err=True))
+        build(data_dir, engine=reasoner, ncci=ncci, echo=lambda line: click.echo(line, err=True), releases=source,
+              fetch_releases=history and releases is None)
     except SnapshotError as exc:
         raise click.ClickException(str(exc)) from exc
     except SourceError as exc:
@@ -52,6 +58,7 @@ def main() -> None:
 
 
 main.add_command(check)
+main.add_command(diff)
 
 
 @main.command()
@@ -60,9 +67,13 @@ main.add_command(check)
               help="OWL 2 RL engine (owlrl is the slow pure-Python reference).")
 @click.option("--ncci", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="A directory of CMS NCCI files to add: PTP edits (ccipra-*.txt, ccioph-*.txt), MUE tables (*.csv).")
-def build(data_dir: Path | None, reasoner: str, ncci: Path | None) -> None:
+@click.option("--releases", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None,
+              envvar="MEDCODE_RELEASES", help="Read the earlier ICD-10-CM releases from this directory of wheels or "
+              "release folders, fetching nothing [default: fetched with pip into $XDG_CACHE_HOME/medcode/releases].")
+@click.option("--no-releases", is_flag=True, help="Only the installed ICD-10-CM release: no code history.")
+def build(data_dir: Path | None, reasoner: str, ncci: Path | None, releases: Path | None, no_releases: bool) -> None:
     """Load sources, reason (OWL 2 RL), validate (SHACL) and publish a new snapshot."""
-    _build(_data(data_dir), reasoner, ncci)
+    _build(_data(data_dir), reasoner, ncci, releases, not no_releases)
 
 
 def _snapshot_or_fail(data_dir: Path) -> Path:

@@ -35,6 +35,7 @@ from .terms import (
     select_terms,
     sparql_iri,
 )
+from .timeline import TIMELINE_PROPERTIES, code_timeline, timeline_iris
 from .view import View, public_base
 from .vocab import Vocab
 
@@ -56,7 +57,7 @@ CODE_HANDLED = {TYPE, NOTATION, PREF, LABEL, SKOS + "inScheme", SKOS + "topConce
                     "shortDescriptor", "mediumDescriptor", "longDescriptor", "profile", "indication", "history",
                     "route", "usesDevice", "denotesDevice", "mue", "mueAdjudicationIndicator", "listedModifier",
                     "notReportedWith", "column1Of", "column2Of", "similarCode", "billable", "codeStatus",
-                    "addedDate", "feeScheduleIndicator")}
+                    "addedDate", "feeScheduleIndicator")} | TIMELINE_PROPERTIES
 
 Owned = dict[str, dict[str, list[Term]]]
 Rows = list[dict[str, Term]]
@@ -251,7 +252,8 @@ def code_html(iri: str, d: Description, view: View, rev: Reverse) -> str:
     ancestors = _ancestors(iri, data.chain)
     is_icd = iri.startswith(public_base() + "id/icd10cm")
     notes = read_notes(iri, ancestors) if is_icd else None
-    view.load(data.iris() | (notes.iris() if notes else set()) | {iri})
+    timeline = code_timeline(iri, d)
+    view.load(data.iris() | (notes.iris() if notes else set()) | timeline_iris(timeline) | {iri})
     view.load([f.value.value for p in view.vocab.sub_properties(FEE) for f in d.get(p)],
               extra=(DEFINITION, SKOS + "inScheme"))
     profiles = _profiles(d, data, view)
@@ -268,7 +270,7 @@ def code_html(iri: str, d: Description, view: View, rev: Reverse) -> str:
         xwalk=_crosswalk(data.crosswalk, view), mue=d.get(MCNS + "mue"), mai=d.get(MCNS + "mueAdjudicationIndicator"),
         modifiers=sorted(d.get(MCNS + "listedModifier"), key=lambda f: view.notation_key(f.value.value)),
         children=children(iri, view), status=d.get(MCNS + "codeStatus"), added=d.get(MCNS + "addedDate"),
-        billable=d.get(BILLABLE), sources=d.get(SOURCE),
+        billable=d.get(BILLABLE), sources=d.get(SOURCE), timeline=timeline,
         extra_labels=[f for f in d.get(LABEL) if f.value.value not in pref],
         **_relations(d, data, view),
     )

@@ -28,7 +28,8 @@ from .terms import (
 #: codes are each "a modifier" is headed in the plural
 SCHEME_NAMES = {**SYSTEM_LABELS, "modifier": "Modifiers"}
 CODE_CLASSES = {MCNS + c for c in ("Code", "CPTCode", "HCPCSCode", "ICD10CMCode", "Modifier", "ICD10CMCategory",
-                                   "ICD10CMSubcategory", "ICD10CMGrouping", "ICD10CMChapter", "ICD10CMBlock")}
+                                   "ICD10CMSubcategory", "ICD10CMGrouping", "ICD10CMChapter", "ICD10CMBlock",
+                                   "DeletedCode")}
 ICD_LEVELS = {MCNS + "ICD10CMChapter": "chapter", MCNS + "ICD10CMBlock": "block",
               MCNS + "ICD10CMCategory": "category", MCNS + "ICD10CMSubcategory": "subcategory"}
 ONTOLOGY_KINDS = ("owl:Ontology", "owl:Class", "owl:ObjectProperty", "owl:DatatypeProperty",
