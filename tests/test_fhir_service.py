@@ -121,3 +121,10 @@ def test_instance_operations_take_the_system_of_the_url(client):
     assert other["issue"][0]["expression"] == ["system"]
     assert fhir(client.get("/fhir/CodeSystem/cpt/$expand"), 404)["issue"][0]["code"] == "not-found"
     assert fhir(client.get("/fhir/CodeSystem/modifier/$lookup?code=59"), 404)["issue"][0]["code"] == "not-found"
+
+
+def test_versions_names_the_fhir_versions_served(client):
+    body = fhir(client.get("/fhir/$versions"))
+    assert body["parameter"] == [{"name": "version", "valueCode": "4.3"}, {"name": "version", "valueCode": "5.0"},
+                                 {"name": "default", "valueCode": "5.0"}]
+    assert fhir(client.post("/fhir/$versions?fhir=r4b"), version="r4b") == body

@@ -22,7 +22,7 @@ from ..exports import CROSSWALKS, export_meta, requested_fhir_version, stream, t
 from ..http.errors import HTTPError
 from . import codesystems
 from .lookup import lookup as run_lookup
-from .metadata import capability_statement, terminology_capabilities
+from .metadata import capability_statement, terminology_capabilities, versions
 from .resources import FHIR_JSON, ISSUES, FHIRError, outcome, resource
 from .subsumes import subsumes as run_subsumes
 from .translate import check_known, find_matches, parameters, read_request
@@ -82,6 +82,12 @@ def metadata() -> Response:
         raise FHIRError(400, "invalid", f"Parameter 'mode' may be full, normative or terminology, not '{mode}'.",
                         "invalid-data", "mode")
     return resource(capability_statement(version), version=version)
+
+
+@bp.route("/$versions", methods=OPERATIONS)
+def fhir_versions() -> Response:
+    """$versions: which FHIR versions this service speaks (R5, the default, and R4B)."""
+    return _answer(versions())
 
 
 @bp.route("/CodeSystem", methods=["GET"])

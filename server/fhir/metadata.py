@@ -22,6 +22,10 @@ TERMINOLOGY_SERVER = "http://hl7.org/fhir/CapabilityStatement/terminology-server
 OPERATION_DEFINITION = "http://hl7.org/fhir/OperationDefinition/{type}-{name}"
 #: a /fhir/ route: its resource type, and an instance id and/or an operation
 ROUTE = re.compile(r"^/fhir/(?P<type>[A-Z][A-Za-z]+)(?P<instance>/<[^>]+>)?(?:/\$(?P<operation>[a-z-]+))?$")
+#: a server-level operation route (/fhir/$versions)
+SERVER_OPERATION = re.compile(r"^/fhir/\$(?P<operation>[a-z-]+)$")
+#: the definitions of server-level operations (others: OperationDefinition/{name})
+SERVER_DEFINITIONS = {"versions": "http://hl7.org/fhir/OperationDefinition/CapabilityStatement-versions"}
 #: search parameters of a type-level search, by resource type
 SEARCH_PARAMS = {"CodeSystem": [("url", "uri"), ("version", "token")]}
 #: the $expand parameters the service reads (TerminologyCapabilities.expansion.parameter)
@@ -82,9 +86,22 @@ def capability_statement(version: str) -> dict[str, Any]:
             resource["operation"] = [{"name": op, "definition": OPERATION_DEFINITION.format(type=kind, name=op)}
                                      for op in sorted(entry["operation"])]
         resources.append(resource)
+    rest: dict[str, Any] = {"mode": "server", "resource": resources}
+    operations = sorted(match["operation"] for rule in current_app.url_map.iter_rules()
+                        if (match := SERVER_OPERATION.match(rule.rule)))
+    if operations:
+        rest["operation"] = [{"name": op, "definition": SERVER_DEFINITIONS.get(
+            op, f"http://hl7.org/fhir/OperationDefinition/{op}")} for op in operations]
     return {**_header("CapabilityStatement"), "instantiates": [TERMINOLOGY_SERVER],
-            "fhirVersion": FHIR_VERSIONS[version] + ".0", "format": ["application/fhir+json"],
-            "rest": [{"mode": "server", "resource": resources}]}
+            "fhirVersion": FHIR_VERSIONS[version] + ".0", "format": ["application/fhir+json"], "rest": [rest]}
+
+
+def versions() -> dict[str, Any]:
+    """$versions: the FHIR versions served (major.minor) and the default one."""
+    served_versions = sorted(FHIR_VERSIONS.values())
+    return {"resourceType": "Parameters", "parameter": [
+        *({"name": "version", "valueCode": v} for v in served_versions),
+        {"name": "default", "valueCode": FHIR_VERSIONS["r5"]}]}
 
 
 def terminology_capabilities(version: str) -> dict[str, Any]:
