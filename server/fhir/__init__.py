@@ -1,10 +1,12 @@
 """A FHIR terminology service over the graph (R5 JSON by default, R4B with `?fhir=r4b` or `Accept:
 application/fhir+json; fhirVersion=4.3`), for the code systems the graph holds:
 
-* `GET /fhir/metadata` (CapabilityStatement; `?mode=terminology`: TerminologyCapabilities);
+* `GET /fhir/metadata` (CapabilityStatement; `?mode=terminology`: TerminologyCapabilities), `$versions`;
 * `GET /fhir/CodeSystem/{id}`, `GET /fhir/CodeSystem?url=` (a searchset Bundle);
-* `CodeSystem/$lookup`, `CodeSystem/$validate-code`, `CodeSystem/$subsumes` by GET, POST form or POST
-  Parameters (server/fhir/params.py reads all three);
+* `CodeSystem/$lookup`, `CodeSystem/$validate-code`, `CodeSystem/$subsumes`, also on one CodeSystem
+  (`/fhir/CodeSystem/{id}/$lookup`), by GET, POST form or POST Parameters (server/fhir/params.py reads
+  all three);
+* `ValueSet/$expand` and `ValueSet/$validate-code` of the implicit value sets (server/fhir/valueset.py);
 * `ConceptMap/$translate` and the ConceptMaps of the crosswalks (server/fhir/translate.py).
 
 Every failure under /fhir/ — a bad parameter, an unknown code system, an unknown URL, a method not
