@@ -50,9 +50,10 @@ ROOT = _PREFIXES + """SELECT ?c ?device WHERE {
   FILTER(STR(?fhir) = ?system) OPTIONAL { ?c mc:denotesDevice ?device }
 } LIMIT 1"""
 #: the root and its descendants in the hierarchy (notations as asserted: half the time of the union of
-#: graphs), with the display only when a filter needs it (else only the page's displays are read)
+#: graphs), with the display only when a filter needs it (else only the page's displays are read); the
+#: root by BIND (Virtuoso 7.2 gives no row for a VALUES block inside a UNION branch)
 DESCENDANTS = _PREFIXES + """SELECT DISTINCT ?c ?code ?display WHERE {{
-  {{ VALUES ?c {{ {root} }} }} UNION {{ ?c skos:broaderTransitive {root} }}
+  {{ BIND({root} AS ?c) }} UNION {{ ?c skos:broaderTransitive {root} }}
   GRAPH <{asserted}> {{ ?c skos:notation ?code {display} }}
 }}"""
 #: the device codes of a scheme with every class of the device each denotes (a few dozen codes)
