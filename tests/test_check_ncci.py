@@ -167,11 +167,15 @@ def test_a_bad_row_fails_the_build_before_anything_is_written(tmp_path, ncci_dat
     assert current_snapshot(ncci_data) == live
 
 
-def test_an_edit_deleted_before_it_took_effect_fails_validation(tmp_path):
+@pytest.mark.parametrize(("row", "message"), [
+    ("96522\t96523\t\t20200101\t20100101\t1\tx", "An edit is deleted on or after its effective date."),
+    ("96522\t96522\t\t20100101\t*\t1\tx", "An edit pairs two different codes."),
+])
+def test_ncci_rows_the_shapes_reject_fail_the_build(tmp_path, row, message):
     bad = tmp_path / "ncci"
     bad.mkdir()
-    (bad / "ccipra-x-f1.txt").write_text(HEADER + "96522\t96523\t\t20200101\t20100101\t1\tx\n", encoding="utf-8")
-    with pytest.raises(ValidationError, match="deleted on or after its effective date"):
+    (bad / "ccipra-x-f1.txt").write_text(f"{HEADER}{row}\n", encoding="utf-8")
+    with pytest.raises(ValidationError, match=message):
         kg.pipeline.build(tmp_path / "data", icd10cm=ICD10CM, ncci=bad, echo=lambda _line: None)
     assert current_snapshot(tmp_path / "data") is None
 
