@@ -128,3 +128,17 @@ def test_versions_names_the_fhir_versions_served(client):
     assert body["parameter"] == [{"name": "version", "valueCode": "4.3"}, {"name": "version", "valueCode": "5.0"},
                                  {"name": "default", "valueCode": "5.0"}]
     assert fhir(client.post("/fhir/$versions?fhir=r4b"), version="r4b") == body
+
+
+def test_a_body_over_the_size_limit_is_an_operation_outcome(data_dir):
+    # the body limit refuses before any view runs, whatever the framing; under /fhir/ it still answers FHIR
+    small = create_app({"MEDCODE_DATA": str(data_dir), "MAX_CONTENT_LENGTH": 200}).test_client()
+    body = b'{"resourceType": "Parameters", "parameter": [' + b" " * 500 + b"]}"
+    for headers in ({}, {"Transfer-Encoding": "chunked"}):
+        response = small.post("/fhir/CodeSystem/$lookup", data=body, content_type="application/fhir+json",
+                              headers=headers)
+        issue = fhir(response, 413)["issue"][0]
+        assert issue["code"] == "too-costly" and "request-size limit" in issue["details"]["text"]
+        assert response.headers["Connection"] == "close" and response.headers["X-Content-Type-Options"] == "nosniff"
+    plain = small.post("/sparql", data={"query": "ASK {}", "pad": "x" * 300})
+    assert plain.status_code == 413 and plain.content_type.startswith("text/plain")

@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from .errors import TOO_LARGE, error_response
+from .errors import TOO_LARGE
 
 DRAIN = 16 << 20  # bytes of a refused body read and dropped, so that a client still sending can read the 413
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -80,7 +81,9 @@ class BodyLimit:
     def _refuse(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         _drain(environ.get("wsgi.input"))
         with self.app.request_context(environ):
-            response = error_response(413, TOO_LARGE)
+            # answered by the app's own handlers, so each surface words it its way (FHIR: an OperationOutcome)
+            failure = self.app.handle_user_exception(RequestEntityTooLarge(TOO_LARGE))
+            response = self.app.finalize_request(failure, from_error_handler=True)  # with the usual headers
             response.headers["Connection"] = "close"  # the unread rest of the body is not waited for
             return response(environ, start_response)
 
