@@ -1,10 +1,12 @@
 """Benchmark: the full build (family + all of ICD-10-CM) step by step, with its peers, in one table.
 
-Run on demand:  python bench/bench_build.py [--builds 3] [--owlrl-cap 240] [--no-peers]
+Run on demand:  python bench/bench_build.py [--builds 3] [--owlrl-cap 240] [--no-peers] [--releases DIR]
 
 Every row runs in a process of its own (so memory does not carry over), one after the other:
   * `medcode build` into a temporary data directory: each step, then the whole build (with --builds N,
-    the fastest of N builds: on a shared machine the others are slowed by whatever else runs);
+    the fastest of N builds: on a shared machine the others are slowed by whatever else runs); with
+    --releases DIR (earlier ICD-10-CM releases, as `medcode build --releases` reads them) the same again
+    with them, builds with and without taking turns, and what they add;
   * the reasoning alone, as the build does it (the engine over the curated core, ICD-10-CM closed
     directly) and as it was done before (`reasonable` over everything), and `owlrl` (the reference
     semantics, pure Python, stopped at --owlrl-cap seconds) over the curated family;
@@ -33,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 Row = tuple[str, str, float, float, float]  # (run, step, wall s, CPU s, peak RSS MB)
 
 
-def _build(data: str) -> dict[str, Any]:
+def _build(data: str, releases: str | None = None) -> dict[str, Any]:
     from kg import build
 
-    return build(Path(data), echo=lambda _line: None).meta
+    return build(Path(data), echo=lambda _line: None, releases=Path(releases) if releases else None).meta
 
 
 def _inputs() -> tuple[list[tuple], list[tuple], list[tuple]]:
@@ -115,19 +117,30 @@ def measure(fn: Callable[..., dict[str, Any]], *args: object, cap: float = 3600)
     return result
 
 
-def build_rows(data: Path, builds: int) -> list[Row]:
-    """The build's steps (wall s as the build reports them) and the whole build: the fastest of `builds`."""
-    runs = []
+def build_rows(data: Path, builds: int, releases: str | None = None) -> list[Row]:
+    """The build's steps (wall s as the build reports them) and the whole build: the fastest of `builds`; with
+    `releases`, the same with the earlier ICD-10-CM releases (the two kinds take turns) and what they add."""
+    kinds = [None, releases] if releases else [None]
+    runs: dict[str | None, list[tuple[float, dict[str, Any]]]] = {kind: [] for kind in kinds}
     for _ in range(builds):
-        started = time.perf_counter()
-        result = measure(_build, str(data))
-        runs.append((time.perf_counter() - started, result))
-    wall, result = min(runs, key=lambda run: run[0])
-    rows: list[Row] = [("medcode build", step, s, result["cpu_s"][step], float("nan"))
-                       for step, s in result["timings_s"].items()]
-    counts = " + ".join(f"{n:,}" for n in result["triples"].values())
-    rows.append((f"medcode build ({counts} triples)", "the build", result["build_s"], float("nan"), float("nan")))
-    rows.append(("medcode build", "its process, imports included", wall, result["cpu"], result["rss"]))
+        for kind in kinds:
+            started = time.perf_counter()
+            result = measure(_build, str(data), kind)
+            runs[kind].append((time.perf_counter() - started, result))
+    rows: list[Row] = []
+    fastest = {kind: min(found, key=lambda run: run[0]) for kind, found in runs.items()}
+    for kind, (wall, result) in fastest.items():
+        name = "medcode build" if kind is None else \
+            f"medcode build --releases ({', '.join(result['icd10cm_releases'])})"
+        rows += [(name, step, s, result["cpu_s"][step], float("nan")) for step, s in result["timings_s"].items()]
+        counts = " + ".join(f"{n:,}" for n in result["triples"].values())
+        rows.append((f"{name} ({counts} triples)", "the build", result["build_s"], float("nan"), float("nan")))
+        rows.append((name, "its process, imports included", wall, result["cpu"], result["rss"]))
+    if releases:
+        (plain_wall, plain), (wall, result) = fastest[None], fastest[releases]
+        extra = len(result["icd10cm_releases"]) - 1
+        rows.append((f"what {extra} earlier releases add", "its process", wall - plain_wall,
+                     result["cpu"] - plain["cpu"], result["rss"] - plain["rss"]))
     return rows
 
 
@@ -159,11 +172,12 @@ def main() -> None:
     parser.add_argument("--builds", type=int, default=1, help="build N times, show the fastest")
     parser.add_argument("--owlrl-cap", type=float, default=240)
     parser.add_argument("--no-peers", action="store_true", help="only the build")
+    parser.add_argument("--releases", default=None, help="also build with the earlier ICD-10-CM releases in DIR")
     args = parser.parse_args()
     before = os.getloadavg()
     data = Path(tempfile.mkdtemp(prefix="bench-build-"))
     try:
-        rows = build_rows(data, args.builds)
+        rows = build_rows(data, args.builds, args.releases)
         if not args.no_peers:
             rows += peer_rows(data / "current" / "medcode.nq", args.owlrl_cap)
     finally:

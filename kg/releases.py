@@ -124,15 +124,29 @@ def loaded(code_list: Path, tabular: Path) -> Iterator[None]:
     was (reloading the installed release would take as long as loading this one)."""
     package = _package()
     saved = {name: copy.copy(getattr(package, name)) for name in PACKAGE_STATE}
+    read = False
     try:
         package.change_version(all_codes_file_path=str(code_list), classification_data_file_path=str(tabular),
                                suppress_warnings=True)
+        read = True
         yield
     finally:
+        if read:  # (a load that failed left the package's own tree in place)
+            _unlink(package._chapter_list)
         for name, value in saved.items():
             held = getattr(package, name)
             held.clear()
             (held.update if isinstance(held, dict) else held.extend)(value)
+
+
+def _unlink(chapters: list) -> None:
+    """Empty every node of a loaded tree: its nodes point at their parents and ancestors, and the build runs with
+    the cyclic collector paused (kg.pipeline), so a tree left linked would stay in memory to the end."""
+    stack = list(chapters)
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        node.__dict__.clear()
 
 
 def _values(state: State, aspect: str) -> object:

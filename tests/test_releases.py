@@ -13,6 +13,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 import simple_icd_10_cm as cm
@@ -22,6 +23,7 @@ from rdflib import Graph, URIRef
 from kg import build
 from kg.contract import current_snapshot, read_meta
 from kg.release_files import fetch, release_files
+from kg.releases import loaded, release_state
 from medcode.cli import main
 from server import create_app
 
@@ -198,3 +200,32 @@ def test_offline_fetch_says_what_it_could_not_fetch(tmp_path: Path, monkeypatch:
     fetch(tmp_path / "cache", said.append)
     assert [line for line in said if "could not fetch" in line and ("1.2.0" in line or "1.4.0" in line)]
     assert len(said) == 2
+
+
+def test_a_release_that_does_not_load_leaves_the_installed_one(tmp_path: Path) -> None:
+    (tmp_path / "codes.txt").write_text("A00\n", encoding="utf-8")
+    (tmp_path / "tabular.xml").write_text("<ICD10CM.tabular><version>", encoding="utf-8")
+    before = cm.get_all_codes(True)
+    with pytest.raises(ElementTree.ParseError), loaded(tmp_path / "codes.txt", tmp_path / "tabular.xml"):
+        pass
+    assert cm.get_all_codes(True) == before and not cm.is_leaf("G35") and cm.is_leaf("G35.A")
+
+
+def test_the_tree_walk_reads_what_the_getters_say() -> None:
+    """release_state reads the package's tree directly (fast); the public getters say the same, code by code."""
+    states = release_state()
+    assert set(states) == {c for c in cm.get_all_codes(True) if cm.is_category(c) or cm.is_subcategory(c)}
+    for code in list(states)[::211]:
+        label, billable, notes = states[code]
+        assert (label, billable) == (cm.get_description(code), cm.is_leaf(code)), code
+        if notes:
+            assert notes[2] == tuple(line.strip() for line in cm.get_excludes1(code)), code
+
+
+def test_claim_check_names_a_deleted_diagnosis_and_its_replacement(client) -> None:
+    answer = client.post("/check", json={"date_of_service": "2026-05-04",
+                                         "lines": [{"code": "62369", "diagnoses": ["G89.27", "G89.29"]}]}).get_json()
+    rules = {f["rule"]: f for f in answer["findings"]}
+    assert "diagnosis-unknown" not in rules
+    deleted = rules["diagnosis-deleted"]
+    assert deleted["severity"] == "deny" and "2025-04" in deleted["message"] and "G89.28" in deleted["instead"]

@@ -92,8 +92,9 @@ def _value(row: dict, name: str) -> str:
 
 
 def _run(query: str) -> list[dict]:
+    """A history query under the export limits: it reads every change record (once per snapshot and process)."""
     try:
-        return select(query, graphs="asserted", named=None)
+        return select(query, graphs="asserted", named=None, bulk=True)
     except QueryError as exc:
         raise HTTPError(exc.status, f"Reading the code history failed: {exc}") from exc
 
@@ -263,4 +264,5 @@ def state_at(code: str, when: date, now: dict[str, str]) -> dict[str, str] | Non
     if not any(r.system == system for r in releases()):
         return None
     release = in_force(system, when)
-    return {"release": release.notation, **_values_in(code, release, now)}
+    later = [r.notation for r in of_system(system) if r.effective > release.effective]
+    return {"release": release.notation, "next": later[0] if later else "", **_values_in(code, release, now)}
