@@ -18,6 +18,7 @@ import pyoxigraph as ox
 from .namespaces import (
     DCTERMS,
     GRAPH_ASSERTED,
+    GRAPH_DERIVATIONS,
     GRAPH_INFERRED,
     GRAPH_META,
     ID_BASE,
@@ -28,8 +29,9 @@ from .namespaces import (
 )
 
 __all__ = [
-    "CURRENT", "DCTERMS", "DUMP_FILE", "ENGINE_SCHEME", "GRAPH_ASSERTED", "GRAPH_INFERRED", "GRAPH_META", "ID_BASE",
-    "INFERENCE_GRAPHS", "MC", "META_FILE", "ONTOLOGY_IRI", "PIN_FILE", "PREFIXES", "QUERIES_DIR", "SEARCH_INDEX",
+    "CURRENT", "DCTERMS", "DUMP_FILE", "ENGINE_SCHEME", "GRAPH_ASSERTED", "GRAPH_DERIVATIONS", "GRAPH_INFERRED",
+    "GRAPH_META", "ID_BASE", "INFERENCE_GRAPHS", "LOCAL_GRAPHS", "MC", "META_FILE", "ONTOLOGY_IRI", "PIN_FILE",
+    "PREFIXES", "QUERIES_DIR", "SEARCH_INDEX",
     "STORE_DIR", "current_snapshot", "default_data_dir", "engine_message", "engine_url", "is_pinned", "open_store",
     "pin", "read_meta", "verify_snapshot",
 ]
@@ -46,6 +48,8 @@ INFERENCE_GRAPHS = {
     "asserted": [str(GRAPH_ASSERTED)],
     "inferred": [str(GRAPH_INFERRED)],
 }
+#: every graph a query may name (FROM, FROM NAMED, GRAPH): the two above and the derivations graph
+LOCAL_GRAPHS = [*INFERENCE_GRAPHS["all"], str(GRAPH_DERIVATIONS)]
 ENGINE_SCHEME = "sparql+"  # MEDCODE_STORE=sparql+http://host:port/sparql names a remote engine
 
 

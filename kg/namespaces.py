@@ -15,6 +15,8 @@ GRAPH_ASSERTED = URIRef("https://w3id.org/medcode/graph/asserted")
 GRAPH_INFERRED = URIRef("https://w3id.org/medcode/graph/inferred")
 #: where `medcode publish` writes the snapshot's metadata on a remote engine (not part of any query's dataset)
 GRAPH_META = URIRef("https://w3id.org/medcode/graph/meta")
+#: why each inferred triple holds (kg.derivations): a named graph of its own, outside every `inference=` default
+GRAPH_DERIVATIONS = URIRef("https://w3id.org/medcode/graph/derivations")
 DCTERMS = Namespace("http://purl.org/dc/terms/")
 PROV = Namespace("http://www.w3.org/ns/prov#")
 

@@ -29,9 +29,10 @@ from rdflib.namespace import RDF, SKOS
 
 from .contract import SEARCH_INDEX, read_meta
 from .curated import Curation, SourceSet, build_curated
+from .derivations import derivations
 from .icd10cm import check_references, icd_triples, selection
 from .icd10cm import release as icd10cm_release
-from .namespaces import GRAPH_ASSERTED, GRAPH_INFERRED, MC, SOURCES_DIR, code_iri
+from .namespaces import GRAPH_ASSERTED, GRAPH_DERIVATIONS, GRAPH_INFERRED, MC, SOURCES_DIR, code_iri
 from .ncci import Tables, describe, ncci_triples, pair_key_triples, read_ncci
 from .ontology import load_ontology
 from .reasoning import infer_partitioned
@@ -116,7 +117,7 @@ def build(data_dir: Path, *, sources: Path | SourceSet = SOURCES_DIR, icd10cm: s
     into it with pip), compared with the installed one into each code's history; None: the installed one only.
     """
     started = time.perf_counter()
-    steps = _Steps(echo, 8 if ncci is None else 9)
+    steps = _Steps(echo, 9 if ncci is None else 10)
     with _collector_paused():
         curation = steps.run("Reading curated sources", lambda: build_curated(sources),
                              lambda c: f"{len(c.codes)} codes, {len(c.graph)} triples")
@@ -205,6 +206,12 @@ def _write_graphs(writer: SnapshotWriter, curation: Curation, tables: Tables | N
                          lambda: _reason(curation, core, icd, asserted, engine, steps.echo),
                          lambda t: f"{len(t)} new triples")
     writer.add(str(GRAPH_INFERRED), inferred)
+    why, unexplained = steps.run("Recording why each inferred triple holds (OWL 2 RL rule instances)",
+                                 lambda: derivations(asserted, inferred, load_ontology()),
+                                 lambda found: f"{len(found[0])} triples")
+    if unexplained:
+        steps.echo(f"      no rule instance found for {len(unexplained)} inferred triples, e.g. {unexplained[0]}")
+    writer.add(str(GRAPH_DERIVATIONS), why)
     referenced = set(curation.graph.objects(None, SKOS.closeMatch)) | set(curation.graph.objects(None, SKOS.exactMatch))
     report = steps.run("Validating (SHACL)",
                        lambda: validate_shacl(shacl_data_graph([*core, *icd, *inferred], referenced)),

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from . import api, check, diff, exports, fhir, pages, search, sparql, store
+from . import api, check, diff, exports, fhir, pages, search, sparql, store, why
 from .http import body
 from .http.errors import HTTPError, error_response, handle_http_exception
 from .settings import DEFAULTS, from_environment
@@ -47,6 +47,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(fhir.bp)
     app.register_blueprint(check.bp)
     app.register_blueprint(diff.bp)
+    app.register_blueprint(why.bp)
     app.register_error_handler(HTTPException, handle_http_exception)
 
     @app.errorhandler(HTTPError)

@@ -24,6 +24,7 @@ MC = Namespace("https://w3id.org/medcode/ontology#")
 CPT = "https://w3id.org/medcode/id/cpt/"
 ASSERTED = "https://w3id.org/medcode/graph/asserted"
 INFERRED = "https://w3id.org/medcode/graph/inferred"
+DERIVATIONS = "https://w3id.org/medcode/graph/derivations"  # why each inferred triple holds (test_why.py)
 OWL_RL = URIRef("http://www.w3.org/ns/entailment/OWL-RL")
 SD = Namespace("http://www.w3.org/ns/sparql-service-description#")
 VOID = Namespace("http://rdfs.org/ns/void#")
@@ -382,7 +383,7 @@ def test_service_description_turtle(client, app):
         name = graph.value(named, SD.name)
         counts[str(name)] = graph.value(graph.value(named, SD.graph), VOID.triples).toPython()
     assert counts == meta["triples"]
-    assert set(counts) == {ASSERTED, INFERRED}
+    assert set(counts) == {ASSERTED, INFERRED, DERIVATIONS}
     assert all(count > 0 for count in counts.values())
     default_graph = graph.value(dataset, SD.defaultGraph)
     assert graph.value(default_graph, VOID.triples).toPython() == sum(counts.values())

@@ -30,6 +30,7 @@ class Fact:
     inferred: bool
     sources: list[str] = field(default_factory=list)
     via: list[tuple[str, str, str, bool]] = field(default_factory=list)  # (other, predicate, source, reverse)
+    subject: str = ""  # the resource the fact is about (its "why?" link names the whole triple)
 
 
 @dataclass
@@ -98,7 +99,7 @@ def describe(iri: str) -> Description | None:
     facts = []
     v = vocab()
     for (p, o), gs in graphs.items():
-        fact = Fact(p, o, gs == {INFERRED}, sorted(set(direct.get((p, o.value), []))))
+        fact = Fact(p, o, gs == {INFERRED}, sorted(set(direct.get((p, o.value), []))), subject=iri)
         if fact.inferred and not fact.sources and o.is_iri:
             # the sourced statements between the same two resources that entail this one
             candidates = sorted(set(related.get(o.value, [])))

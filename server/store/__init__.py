@@ -51,19 +51,21 @@ def get_store() -> Store:
     return current_app.extensions[EXTENSION]
 
 
-def run_query(query: str, *, fmt: str, graphs: str = "all", named: str | None = "all",
+def run_query(query: str, *, fmt: str, graphs: str = "all", named: str | list[str] | None = "all",
               bindings: dict[str, tuple] | None = None, bulk: bool = False) -> bytes:
     """A surface's own query through the app's store, under the app's limits.
 
-    `graphs`/`named` pick the default and named graphs by `inference=` name; `bulk` uses the export
-    limits (rows, time) instead of the interactive ones.
+    `graphs`/`named` pick the default and named graphs by `inference=` name (`named` may also list graph
+    IRIs, such as the derivations graph); `bulk` uses the export limits (rows, time) instead of the
+    interactive ones.
     """
     cfg = current_app.config
     return get_store().query(
         query, fmt=fmt, bindings=bindings,
         limit=cfg["EXPORT_MAX_ROWS"] if bulk else cfg["MAX_RESULTS"],
         timeout=cfg["EXPORT_TIMEOUT"] if bulk else cfg["QUERY_TIMEOUT"],
-        default_graph=INFERENCE_GRAPHS[graphs], named_graphs=INFERENCE_GRAPHS[named] if named else None)
+        default_graph=INFERENCE_GRAPHS[graphs],
+        named_graphs=(INFERENCE_GRAPHS[named] if isinstance(named, str) else list(named)) if named else None)
 
 
 def select(query: str, **options: Any) -> list[dict[str, dict[str, str]]]:

@@ -25,7 +25,7 @@ from typing import Any
 import pyoxigraph as ox
 import requests
 
-from kg.contract import ENGINE_SCHEME, GRAPH_META, INFERENCE_GRAPHS, PREFIXES, engine_message, engine_url
+from kg.contract import ENGINE_SCHEME, GRAPH_META, LOCAL_GRAPHS, PREFIXES, engine_message, engine_url
 
 from ..http.guard import TOKENS
 from ..http.results import TooManyResults, limited, write_boolean, write_solutions, write_triples
@@ -180,7 +180,7 @@ class RemoteStore:
         self.connect_timeout = connect_timeout
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "medcode-kg"
-        self.graphs = set(INFERENCE_GRAPHS["all"])
+        self.graphs = set(LOCAL_GRAPHS)
         self.prefixes = dict(PREFIXES)
         self._meta: dict[str, Any] = self._read_meta()
         self._meta_read = time.monotonic()

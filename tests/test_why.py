@@ -1,0 +1,181 @@
+"""Why each inferred fact holds: the derivations graph (kg/derivations.py) and `/why` (server/why/).
+
+The completeness check runs on a small fixture build (the curated family with a few ICD-10-CM codes);
+the traces run on the session's full build, embedded or (MEDCODE_TEST_STORE=virtuoso) on Virtuoso.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import pytest
+
+from kg import build
+from kg.contract import GRAPH_DERIVATIONS, INFERENCE_GRAPHS, ONTOLOGY_IRI, current_snapshot, open_store
+from kg.namespaces import ID_BASE, MC
+from server import create_app
+
+DERIVATIONS = str(GRAPH_DERIVATIONS)
+INFERRED, ASSERTED = INFERENCE_GRAPHS["inferred"][0], INFERENCE_GRAPHS["asserted"][0]
+S003 = ID_BASE + "source/S003"
+SUBCLASS = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
+PUMP_CODES = ("62367", "62368", "62369", "62370")
+REFILL_CODES = ("95990", "95991")
+PLACEHOLDERS = {str(MC.conclusionSubject): 0, str(MC.conclusionObject): 2}
+
+
+@pytest.fixture(scope="module")
+def fixture_store(tmp_path_factory: pytest.TempPathFactory):
+    """A small build: the curated family and two ICD-10-CM codes with their ancestors."""
+    target = tmp_path_factory.mktemp("why-data")
+    build(target, icd10cm=["G35.A", "G89.3"], echo=lambda _line: None)
+    return open_store(current_snapshot(target))
+
+
+@pytest.fixture(scope="module")
+def client(data_dir: Path):
+    app = create_app({"MEDCODE_DATA": str(data_dir)})
+    yield app.test_client()
+    app.extensions["medcode.store"].close()
+
+
+def _rows(store, query: str) -> list[tuple]:
+    return [tuple(row) for row in store.query(query)]
+
+
+def _premises(store) -> dict:
+    """Each rule instance's premise patterns, and its via node."""
+    found: dict = {}
+    for d, s, p, o in _rows(store, f"""SELECT ?d ?s ?p ?o WHERE {{ GRAPH <{DERIVATIONS}> {{
+        ?d <{MC.premise}> ?pattern . ?pattern <http://www.w3.org/1999/02/22-rdf-syntax-ns#subject> ?s ;
+        <http://www.w3.org/1999/02/22-rdf-syntax-ns#predicate> ?p .
+        OPTIONAL {{ ?pattern <http://www.w3.org/1999/02/22-rdf-syntax-ns#object> ?o }} }} }}"""):
+        found.setdefault(d.value, []).append((s, p, o))
+    return found
+
+
+def test_every_inferred_triple_has_one_well_founded_derivation(fixture_store):
+    every = "SELECT ?s ?p ?o WHERE {{ GRAPH <{}> {{ ?s ?p ?o }} }}"
+    inferred, asserted = (set(_rows(fixture_store, every.format(graph))) for graph in (INFERRED, ASSERTED))
+    assert len(inferred) > 1000
+    derived = {}
+    for s, d, o, p, via in _rows(fixture_store, f"""SELECT ?s ?d ?o ?p ?via WHERE {{ GRAPH <{DERIVATIONS}> {{
+        ?s ?d ?o . ?d <{MC.conclusionPredicate}> ?p . OPTIONAL {{ ?d <{MC.via}> ?via }} }} }}"""):
+        derived.setdefault((s, p, o), []).append((d.value, via))
+    assert set(derived) == inferred  # every inferred triple, and nothing else
+    assert all(len(ds) == 1 for ds in derived.values())
+    patterns = _premises(fixture_store)
+    depth: dict = {}
+
+    def settle(triple: tuple, path: frozenset) -> int:
+        """The derivation depth of a triple; fails on a premise that is not in the graph or on a cycle."""
+        if triple in asserted or triple[2] is None:  # no object: a property chain axiom (asserted)
+            return 0
+        assert triple in inferred, f"premise not in the graph: {triple}"
+        assert triple not in path, f"cycle through {triple}"
+        if triple not in depth:
+            (d, via), = derived[triple]
+
+            def fill(term):
+                if term is None or term.value not in (*PLACEHOLDERS, str(MC.viaNode)):
+                    return term
+                return via if term.value == str(MC.viaNode) else triple[PLACEHOLDERS[term.value]]
+
+            premises = [tuple(fill(t) for t in pattern) for pattern in patterns.get(d, [])]
+            depth[triple] = 1 + max((settle(p, path | {triple}) for p in premises), default=0)
+        return depth[triple]
+
+    assert max(settle(t, frozenset()) for t in inferred) >= 3
+
+
+def _why(client, s: str, p: str, o: str, status: int = 200) -> dict:
+    response = client.get("/why", query_string={"s": s, "p": p, "o": o}, headers={"Accept": "application/json"})
+    assert response.status_code == status, response.get_data(as_text=True)[:500]
+    return response.get_json()
+
+
+def _leaves(node: dict) -> list[dict]:
+    if node["status"] == "asserted":
+        return [node]
+    return [leaf for premise in node["premises"] for leaf in _leaves(premise)]
+
+
+@pytest.mark.parametrize("pump", PUMP_CODES)
+@pytest.mark.parametrize("refill", REFILL_CODES)
+def test_each_ordered_exclusion_traces_to_its_seed_edit(client, pump: str, refill: str):
+    edit = f"{ID_BASE}edit/{refill}_{pump}"
+    for s, o in ((refill, pump), (pump, refill)):
+        tree = _why(client, f"cpt:{s}", "mc:notReportedWith", f"cpt:{o}")
+        assert tree["status"] == "inferred"
+        data = [leaf for leaf in _leaves(tree) if leaf["s"]["value"].startswith(ID_BASE)]
+        assert {leaf["s"]["value"] for leaf in data} == {edit}  # the edit of this pair, and only it
+        assert {leaf["p"]["value"] for leaf in data} == {str(MC.column1), str(MC.column2)}
+        assert all(leaf["sources"] == [S003] for leaf in data)
+        assert S003 in tree["documents"]
+        axioms = [leaf for leaf in _leaves(tree) if leaf not in data]
+        assert axioms and all(leaf["sources"] == [str(ONTOLOGY_IRI)] for leaf in axioms)
+
+
+def test_a_subclass_closure_fact_traces_to_the_ontology_axiom(client):
+    tree = _why(client, "icd10cm:G35.A", "rdf:type", "skos:Concept")
+    axioms = [leaf for leaf in _leaves(tree) if leaf["p"]["value"] == SUBCLASS]
+    assert axioms and all(leaf["sources"] == [str(ONTOLOGY_IRI)] for leaf in axioms)
+    assert tree["rule"] == "cax-sco"
+    facts = [leaf for leaf in _leaves(tree) if leaf["p"]["value"] != SUBCLASS]
+    assert [leaf["s"]["value"] for leaf in facts] == [ID_BASE + "icd10cm/G35.A"]
+    assert facts[0]["sources"] == [ID_BASE + "source/ICD-10-CM-2026"]
+
+
+def test_a_transitive_ancestor_traces_step_by_step_to_the_release(client):
+    tree = _why(client, "icd10cm:G35.A", "skos:broaderTransitive", f"<{ID_BASE}icd10cm/chapter/6>")
+    steps = {leaf["s"]["value"].removeprefix(ID_BASE + "icd10cm/") for leaf in _leaves(tree)
+             if leaf["p"]["value"].endswith("#broader")}
+    assert steps == {"G35.A", "G35", "block/G35-G37"}  # G35.A -> G35 -> block G35-G37 -> chapter 6
+    assert tree["documents"] == sorted({ID_BASE + "source/ICD-10-CM-2026", str(ONTOLOGY_IRI)})
+
+
+def test_an_asserted_triple_is_answered_with_its_source(client):
+    tree = _why(client, f"<{ID_BASE}edit/95990_62367>", "mc:column1", "cpt:95990")
+    assert tree["status"] == "asserted" and tree["sources"] == [S003]
+
+
+def test_an_inferred_label_is_asked_for_as_a_literal(client):
+    tree = _why(client, "icd10cm:G35.A", "rdfs:label", '"Relapsing-remitting multiple sclerosis"@en')
+    assert tree["rule"] == "prp-spo1" and tree["premises"][0]["status"] == "asserted"
+
+
+@pytest.mark.parametrize(("query", "status", "words"), [
+    ({"s": "cpt:62367", "p": "mc:notReportedWith", "o": "cpt:99999"}, 404, "neither states nor entails"),
+    ({"s": "cpt:62367", "p": "mc:notReportedWith"}, 400, "o is required"),
+    ({"s": "62367", "p": "mc:notReportedWith", "o": "cpt:95990"}, 400, "IRI or a CURIE"),
+    ({"s": "nope:62367", "p": "mc:notReportedWith", "o": "cpt:95990"}, 404, "nope:62367"),
+    ({"s": "cpt:62367", "p": "mc:notReportedWith", "o": '"unclosed'}, 400, "Turtle syntax"),
+    ({"s": "<http://x> } DROP", "p": "mc:notReportedWith", "o": "cpt:95990"}, 400, "IRI or a CURIE"),
+])
+def test_bad_questions_are_clear_errors(client, query: dict, status: int, words: str):
+    response = client.get("/why", query_string=query, headers={"Accept": "application/json"})
+    assert response.status_code == status
+    assert words in response.get_json()["error"]
+
+
+def test_the_html_tree_and_the_code_pages_why_links(client):
+    response = client.get("/why", query_string={"s": "cpt:62367", "p": "mc:notReportedWith", "o": "cpt:95990"},
+                          headers={"Accept": "text/html"})
+    assert response.status_code == 200 and response.headers["Link"].count("format=json") == 1
+    text = response.get_data(as_text=True)
+    assert "prp-symp" in text and "prp-spo2" in text and 'href="/id/source/S003"' in text
+    page = client.get("/id/cpt/62367", headers={"Accept": "text/html"}).get_data(as_text=True)
+    links = [html.unescape(h) for h in re.findall(r'class="why" href="([^"]+)"', page)]
+    assert any("notReportedWith" in link and "95990" in link for link in links)
+    assert all(client.get(link, headers={"Accept": "application/json"}).status_code == 200 for link in links)
+
+
+def test_the_derivations_graph_is_queryable_in_sparql(client):
+    query = f"""SELECT ?rule WHERE {{ GRAPH <{DERIVATIONS}> {{ cpt:95990 ?d cpt:62367 .
+        ?d mc:conclusionPredicate mc:notReportedWith ; mc:rule ?rule }} }}"""
+    response = client.get("/sparql", query_string={"query": query},
+                          headers={"Accept": "application/sparql-results+json"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert [b["rule"]["value"] for b in response.get_json()["results"]["bindings"]] == [str(MC["prp-spo2"])]
