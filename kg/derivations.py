@@ -57,6 +57,10 @@ def _key(term: object) -> object:
     return intern(str(term)) if type(term) is URIRef else term
 
 
+def _keys(triples: Iterable[Triple]) -> list[Triple]:
+    return [(_key(s), intern(str(p)), _key(o)) for s, p, o in triples]
+
+
 def _term(key: object) -> object:
     return URIRef(key) if type(key) is str else key
 
@@ -151,37 +155,44 @@ class Justifier:
     """Finds one rule instance for each inferred triple (see the module's docstring)."""
 
     def __init__(self, asserted: Iterable[Triple], inferred: list[Triple]) -> None:
-        #: what is known so far: the asserted triples, then each inferred one once it is justified
-        self.facts: set = set()
-        lists = []
+        stated: dict[str, list[Triple]] = defaultdict(list)  # the asserted triples by predicate
         for t in asserted:
-            s, p, o = t
-            p = intern(str(p))
-            if p in SCHEMA:
-                lists.append(t)
-            self.facts.add((intern(str(s)) if type(s) is URIRef else s, p, intern(str(o)) if type(o) is URIRef else o))
+            stated[intern(str(t[1]))].append(t)
         self.inferred = [(intern(str(s)), intern(str(p)), intern(str(o)) if type(o) is URIRef else o)
                          for s, p, o in inferred]  # (subjects are IRIs: the reasoning keeps no other)
-        schema = [t for t in (*self.facts, *self.inferred) if t[1] in AXIOMS]
-        self.schema = _Schema(schema, _property_chains(lists))
-        characteristics = [(s, o) for s, p, o in (*self.facts, *self.inferred) if p == TYPE
+        by_predicate: dict[str, list[Triple]] = {p: _keys(stated.get(p, ())) for p in (*AXIOMS, TYPE)}
+        # the schema, asserted or inferred (an inferred axiom is a premise once it is justified itself)
+        schema = [t for t in self.inferred if t[1] in AXIOMS or (t[1] == TYPE and t[2] in (TRANSITIVE, SYMMETRIC))]
+        schema += [t for p in AXIOMS for t in by_predicate[p]]
+        lists = [t for p in (CHAIN, str(RDF.first), str(RDF.rest)) for t in stated.get(p, ())]
+        self.schema = _Schema([t for t in schema if t[1] in AXIOMS], _property_chains(lists))
+        characteristics = [(s, o) for s, p, o in (*schema, *by_predicate[TYPE]) if p == TYPE
                            and o in (TRANSITIVE, SYMMETRIC)]
         self.transitive = {s for s, o in characteristics if o == TRANSITIVE}
         self.symmetric = {s for s, o in characteristics if o == SYMMETRIC}
-        self.chosen: list[Instance | None] = [None] * len(self.inferred)
-        self._instances: dict[tuple, Instance] = {}
         chained = {step for chains in self.schema.chains.values() for steps in chains for step in steps}
         domains = {q for qs in self.schema.domain_of.values() for q in qs}
+        ranges = {q for qs in self.schema.range_of.values() for q in qs}
         #: q -> s -> [y] for every known s q y of the properties a rule searches forward (and backward)
         self.forward: dict = {q: defaultdict(list) for q in (*self.transitive, *chained, *domains,
                                                              SUB_CLASS, SUB_PROPERTY)}
-        self.backward: dict = {q: defaultdict(list) for qs in self.schema.range_of.values() for q in qs}
-        forward, backward = self.forward, self.backward
-        for t in self.facts:
-            if t[1] in forward:
-                forward[t[1]][t[0]].append(t[2])
-            if t[1] in backward:
-                backward[t[1]][t[2]].append(t[0])
+        self.backward: dict = {q: defaultdict(list) for q in ranges}
+        # only what a rule can take as a premise is converted and kept
+        premises = {*by_predicate, *self.forward, *self.backward, *self.symmetric,
+                    *(q for steps in (*self.schema.property_steps.values(), *self.schema.inverses.values())
+                      for q, _, _ in steps)}
+        for p in premises - set(by_predicate):
+            by_predicate[p] = _keys(stated.get(p, ()))
+        #: what is known so far: the asserted premises, then each inferred triple once it is justified
+        self.facts: set = {t for triples in by_predicate.values() for t in triples}
+        for q, index in self.forward.items():
+            for s, _, o in by_predicate[q]:
+                index[s].append(o)
+        for q, index in self.backward.items():
+            for s, _, o in by_predicate[q]:
+                index[o].append(s)
+        self.chosen: list[Instance | None] = [None] * len(self.inferred)
+        self._instances: dict[tuple, Instance] = {}
 
     def _index(self, t: Triple) -> None:
         s, p, o = t
