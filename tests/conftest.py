@@ -17,9 +17,9 @@ import virtuoso as virtuoso_server
 from helpers import free_port
 
 from kg import build
-from kg.contract import INFERENCE_GRAPHS, current_snapshot, open_store
+from kg.contract import INFERENCE_GRAPHS, current_snapshot, open_store, read_meta
 from kg.publish import publish
-from server.store import RemoteStore
+from server.store import RemoteStore, SnapshotMissing
 
 REMOTE = os.environ.get("MEDCODE_TEST_STORE", "embedded") == "virtuoso"
 
@@ -53,9 +53,17 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def virtuoso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[virtuoso_server.Virtuoso]:
-    """A private Virtuoso on loopback ports, for the session."""
+    """A private Virtuoso on loopback ports, for the session.
+
+    Set MEDCODE_TEST_VIRTUOSO to the directory of one left running (tests/virtuoso.py) to reuse it while
+    iterating locally; a snapshot it already serves is not published again.
+    """
     if not virtuoso_server.available():
         pytest.fail("MEDCODE_TEST_STORE=virtuoso needs the Debian package virtuoso-opensource")
+    running = os.environ.get("MEDCODE_TEST_VIRTUOSO")
+    if running:
+        yield virtuoso_server.Virtuoso.running(Path(running))
+        return
     instance = virtuoso_server.Virtuoso(tmp_path_factory.mktemp("virtuoso"), free_port(), free_port())
     with instance:
         yield instance
@@ -65,11 +73,22 @@ def virtuoso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[virtuoso_serv
 def remote_engine(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[str]:
     """The engine's SPARQL URL after publishing the snapshot; every app of the session uses it."""
     engine = request.getfixturevalue("virtuoso")
-    publish(current_snapshot(data_dir), engine.url, user=engine.user, password=engine.password,
-            echo=lambda _line: None)
+    snapshot = current_snapshot(data_dir)
+    if served_snapshot(engine.url) != read_meta(snapshot)["snapshot"]:
+        publish(snapshot, engine.url, user=engine.user, password=engine.password, echo=lambda _line: None)
     os.environ["MEDCODE_STORE"] = f"sparql+{engine.url}"
     yield engine.url
     os.environ.pop("MEDCODE_STORE", None)
+
+
+def served_snapshot(url: str) -> str | None:
+    """The id of the snapshot the engine serves, or None when it serves none."""
+    try:
+        store = RemoteStore(f"sparql+{url}")
+    except SnapshotMissing:
+        return None
+    store.close()
+    return store.etag
 
 
 class AppStore:

@@ -8,6 +8,7 @@ bound to 127.0.0.1, and `stop()` ends the process. A user with the SPARQL_UPDATE
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -92,6 +93,13 @@ class Virtuoso:
         self.ini = INI.format(dir=self.directory, sql_port=sql_port, http_port=http_port, vad=VAD_DIR,
                               vsp=VSP_DIR, buffers=buffers, dirty=buffers * 3 // 4, max_rows=max_rows)
         self.process: subprocess.Popen | None = None
+
+    @classmethod
+    def running(cls, directory: Path) -> Virtuoso:
+        """An instance `start()` left running in `directory` (its ini gives the ports); `stop()` leaves it be."""
+        ini = (Path(directory) / "virtuoso.ini").read_text(encoding="utf-8")
+        http_port, sql_port = (int(p) for p in re.findall(r"^ServerPort = 127\.0\.0\.1:(\d+)$", ini, re.M)[::-1])
+        return cls(directory, http_port, sql_port)
 
     @property
     def url(self) -> str:
