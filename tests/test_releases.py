@@ -229,3 +229,29 @@ def test_claim_check_names_a_deleted_diagnosis_and_its_replacement(client) -> No
     assert "diagnosis-unknown" not in rules
     deleted = rules["diagnosis-deleted"]
     assert deleted["severity"] == "deny" and "2025-04" in deleted["message"] and "G89.28" in deleted["instead"]
+
+
+@pytest.mark.parametrize(("as_of", "words"), [
+    ("2025-06-01", "release 2025-04 in force"), ("2021-01-01", "release 2021-01 in force"),
+    ("2026-04-01", "release 2026-04 in force"), ("2020-12-31", "before the first release the graph holds (2021-01)")])
+def test_code_page_as_of(client, as_of: str, words: str) -> None:
+    page = client.get("/id/icd10cm/G35", query_string={"as_of": as_of})
+    assert page.status_code == 200 and words in page.get_data(as_text=True)
+    billable = "2026-04" not in words and "before" not in words
+    assert ("Multiple sclerosis, billable" in page.get_data(as_text=True)) == billable
+
+
+def test_code_page_as_of_refuses_bad_dates(client) -> None:
+    assert client.get("/id/icd10cm/G35?as_of=%3Cb%3E").status_code == 400
+    repeated = client.get("/id/icd10cm/G35?as_of=2025-06-01&as_of=2026-06-01")
+    assert repeated.status_code == 400 and "more than once" in repeated.get_data(as_text=True)
+
+
+def test_timeline_on_the_code_page(client) -> None:
+    html = client.get("/id/icd10cm/G35").get_data(as_text=True)
+    timeline = html[html.index('id="timeline"'):html.index("</section>", html.index('id="timeline"'))]
+    assert timeline.count("<th scope=\"row\">") == 3 and timeline.count("<td>yes</td>") == 3  # 3 releases hold G35
+    assert "<del>true</del> → <ins>false</ins>" in timeline
+    assert "/id/icd10cm/G35.A" in timeline and "/id/icd10cm/G35.D" in timeline  # billable codes added below it
+    added = client.get("/id/icd10cm/G35.A").get_data(as_text=True)
+    assert "added (billable)" in added

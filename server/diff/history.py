@@ -177,9 +177,13 @@ def release_named(system: str, name: str) -> Release:
     return in_force(system, when)
 
 
-def parse_as_of(value: str | None) -> date | None:
-    """The `as_of=YYYY-MM-DD` of a request, None when absent; 400 naming the parameter when malformed."""
-    if value is None or value == "":
+def parse_as_of(values: list[str]) -> date | None:
+    """The `as_of=YYYY-MM-DD` of a request (its values), None when absent; 400 naming the parameter when malformed
+    or given twice."""
+    if len(values) > 1:
+        raise HTTPError(400, "as_of is given more than once.")
+    value = values[0] if values else ""
+    if value == "":
         return None
     try:
         return date.fromisoformat(value)
@@ -263,6 +267,9 @@ def state_at(code: str, when: date, now: dict[str, str]) -> dict[str, str] | Non
     system = code[len(ID_BASE):].split("/", 1)[0]
     if not any(r.system == system for r in releases()):
         return None
+    held = of_system(system)
+    if when < held[0].effective:
+        return {"release": "", "first": held[0].notation, "exists": "unknown"}
     release = in_force(system, when)
-    later = [r.notation for r in of_system(system) if r.effective > release.effective]
+    later = [r.notation for r in held if r.effective > release.effective]
     return {"release": release.notation, "next": later[0] if later else "", **_values_in(code, release, now)}

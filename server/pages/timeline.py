@@ -45,7 +45,7 @@ def code_timeline(iri: str, d: Description) -> dict[str, Any]:
     member = {f.value.value for f in d.get(MCNS + "inRelease")}
     changes = timeline(iri)
     deleted = bool(d.get(MCNS + "deletedIn"))
-    when = parse_as_of(request.args.get("as_of"))
+    when = parse_as_of(request.args.getlist("as_of"))
     state = None
     if when is not None:
         now = {"label": _one(d, PREF), "billable": _one(d, BILLABLE), "exists": "false" if deleted else "true"}
