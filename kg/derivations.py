@@ -416,10 +416,12 @@ def _pattern(node: URIRef, pattern: Triple, ontology: set) -> Iterator[Triple]:
 
 
 def derivations(asserted: Iterable[Triple], inferred: list[Triple],
-                ontology: Iterable[Triple]) -> tuple[list[Triple], list[Triple]]:
-    """(the derivations graph's triples, the inferred triples no rule instance was found for)."""
+                ontology: Iterable[Triple]) -> tuple[Iterator[Triple], list[Triple]]:
+    """(the derivations graph's triples, made as they are read, so that the justifier's tables go once the graph is
+    written; the inferred triples no rule instance was found for)."""
     justifier = Justifier(asserted, inferred)
     chosen = justifier.run()
     ontology_keys = {(_key(s), str(p), _key(o)) for s, p, o in ontology}
     unexplained = [t for t, instance in zip(inferred, chosen, strict=True) if instance is None]
-    return list(derivation_triples(justifier, inferred, ontology_keys)), unexplained
+    justifier.facts.clear()  # the largest table, not needed to write the graph
+    return derivation_triples(justifier, inferred, ontology_keys), unexplained

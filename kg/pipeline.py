@@ -208,7 +208,7 @@ def _write_graphs(writer: SnapshotWriter, curation: Curation, tables: Tables | N
     writer.add(str(GRAPH_INFERRED), inferred)
     why, unexplained = steps.run("Recording why each inferred triple holds (OWL 2 RL rule instances)",
                                  lambda: derivations(asserted, inferred, load_ontology()),
-                                 lambda found: f"{len(found[0])} triples")
+                                 lambda found: f"{len(inferred) - len(found[1])} of {len(inferred)} explained")
     if unexplained:
         steps.echo(f"      no rule instance found for {len(unexplained)} inferred triples, e.g. {unexplained[0]}")
     writer.add(str(GRAPH_DERIVATIONS), why)
