@@ -91,10 +91,10 @@ def _value(row: dict, name: str) -> str:
     return row[name]["value"] if name in row else ""
 
 
-def _run(query: str) -> list[dict]:
+def _run(query: str, bindings: dict[str, tuple] | None = None) -> list[dict]:
     """A history query under the export limits: it reads every change record (once per snapshot and process)."""
     try:
-        return select(query, graphs="asserted", named=None, bulk=True)
+        return select(query, graphs="asserted", named=None, bulk=True, bindings=bindings)
     except QueryError as exc:
         raise HTTPError(exc.status, f"Reading the code history failed: {exc}") from exc
 
@@ -110,26 +110,32 @@ def releases() -> list[Release]:
     return memo["releases"]
 
 
+def _read_records(bindings: dict[str, tuple] | None = None) -> tuple[dict[str, list[Record]], dict[str, dict]]:
+    """The change records (of one code, when `bindings` names it), by code IRI in release order, and each code's
+    label and billable flag now."""
+    by_iri = {r.iri: r for r in releases()}
+    found: dict[str, list[Record]] = {}
+    now: dict[str, dict[str, str]] = {}
+    for row in _run(CHANGES_QUERY, bindings):
+        now[row["code"]["value"]] = {"label": _value(row, "now"), "billable": _value(row, "billable")}
+        release = by_iri.get(row["release"]["value"])
+        if release is None:
+            continue
+        prop = _value(row, "property")
+        found.setdefault(row["code"]["value"], []).append(Record(
+            row["code"]["value"], release, KINDS[row["kind"]["value"][len(MC_NS):]],
+            curie(prop) if prop else "", _value(row, "before"), _value(row, "after"), _value(row, "label"),
+            tuple(sorted(_value(row, "replacements").split()))))
+    for changes in found.values():
+        changes.sort(key=lambda r: (r.release.effective, r.prop))
+    return found, now
+
+
 def records() -> dict[str, list[Record]]:
     """Every change record, by code IRI, in release order (memoised per snapshot: a few thousand)."""
     memo = snapshot_memo()
     if "records" not in memo:
-        by_iri = {r.iri: r for r in releases()}
-        found: dict[str, list[Record]] = {}
-        now: dict[str, dict[str, str]] = {}
-        for row in _run(CHANGES_QUERY):
-            now[row["code"]["value"]] = {"label": _value(row, "now"), "billable": _value(row, "billable")}
-            release = by_iri.get(row["release"]["value"])
-            if release is None:
-                continue
-            prop = _value(row, "property")
-            found.setdefault(row["code"]["value"], []).append(Record(
-                row["code"]["value"], release, KINDS[row["kind"]["value"][len(MC_NS):]],
-                curie(prop) if prop else "", _value(row, "before"), _value(row, "after"), _value(row, "label"),
-                tuple(sorted(_value(row, "replacements").split()))))
-        for changes in found.values():
-            changes.sort(key=lambda r: (r.release.effective, r.prop))
-        memo["records"], memo["now"] = found, now
+        memo["records"], memo["now"] = _read_records()
     return memo["records"]
 
 
@@ -238,8 +244,11 @@ def diff(system: str, earlier: Release, later: Release) -> list[Difference]:
 
 
 def timeline(code: str) -> list[Record]:
-    """One code's change records, oldest first."""
-    return records().get(code, [])
+    """One code's change records, oldest first (a query of its own unless every record is at hand already)."""
+    memo = snapshot_memo()
+    if "records" in memo:
+        return memo["records"].get(code, [])
+    return _read_records({"code": ("iri", code, None)})[0].get(code, [])
 
 
 def _values_in(code: str, release: Release, now: dict[str, str]) -> dict[str, str]:

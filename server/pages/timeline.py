@@ -4,14 +4,15 @@ for every surface)."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
 from flask import request
 
-from ..diff.history import Release, parse_as_of, records, releases, state_at, timeline
+from ..diff.history import Release, parse_as_of, releases, state_at, timeline
 from .describe import Description
-from .terms import BILLABLE, MCNS, PREF
+from .terms import BILLABLE, MCNS, PREF, select_terms, sparql_iri
 from .view import public_base
 
 #: the code-page properties the timeline shows
@@ -33,8 +34,10 @@ def _curated_state(d: Description, when: date) -> dict[str, str]:
 
 def _billable_added_below(iri: str, release: Release) -> list[str]:
     """The billable codes `release` adds below the code (G35 in 2026-04: G35.A, G35.B0, ... G35.D)."""
-    return sorted(code for code, changes in records().items() if code.startswith(iri) and code != iri
-                  and any(c.kind == "added" and c.after == "true" and c.release == release for c in changes))
+    rows = select_terms(f"""SELECT ?c WHERE {{
+        ?change a mc:CodeAddition ; mc:changeIn {sparql_iri(release.iri)} ; mc:changedCode ?c ; mc:valueAfter ?b .
+        FILTER(STR(?b) IN ("true", "1") && STRSTARTS(STR(?c), {json.dumps(iri)}) && ?c != {sparql_iri(iri)}) }}""")
+    return sorted(row["c"].value for row in rows)
 
 
 def code_timeline(iri: str, d: Description) -> dict[str, Any]:
