@@ -44,8 +44,10 @@ def fetch(cache: Path, echo: Callable[[str], None]) -> None:
     for release in EARLIER:
         if (cache / wheel_name(release)).is_file() or (cache / release.notation).is_dir():
             continue
+        # short network timeouts: offline, pip would otherwise retry for minutes before the build goes on
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-                   "--disable-pip-version-check", f"simple-icd-10-cm=={release.package}", "-d", str(cache)]
+                   "--disable-pip-version-check", "--timeout", "15", "--retries", "1",
+                   f"simple-icd-10-cm=={release.package}", "-d", str(cache)]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=FETCH_TIMEOUT, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
