@@ -45,6 +45,10 @@ def _param(name: str) -> str:
 
 def _iri(name: str, value: str) -> Term:
     iri = expand(value[1:-1] if value.startswith("<") and value.endswith(">") else value)
+    try:
+        ox.NamedNode(iri)  # Oxigraph's own check: the tree's queries are written with it
+    except ValueError as exc:
+        raise HTTPError(400, f"{name} must be an IRI or a CURIE with a known prefix, not {value!r} ({exc})") from exc
     if not valid_iri(iri):
         raise HTTPError(400, f"{name} must be an IRI or a CURIE with a known prefix, not {value!r}")
     return Term("uri", iri)
