@@ -54,10 +54,10 @@ def _request(inp: OperationInput) -> Request:
                         "invalid-data", "url")
     url = url.partition("|")[0]
     system, root = parse_url(url)
-    properties = tuple(p for name in inp.texts("property") for p in name.split(",") if p.strip())
+    properties = dict.fromkeys(p.strip() for name in inp.texts("property") for p in name.split(",") if p.strip())
     return Request(url=url, system=system, root=root, text=inp.text("filter") or None,
                    offset=inp.integer("offset") or 0, count=inp.integer("count"),
-                   active_only=bool(inp.boolean("activeOnly")), properties=tuple(p.strip() for p in properties),
+                   active_only=bool(inp.boolean("activeOnly")), properties=tuple(properties),
                    designations=bool(inp.boolean("includeDesignations")))
 
 
@@ -78,7 +78,7 @@ def _echo(inp: OperationInput, ask: Request) -> list[dict[str, Any]]:
 
 
 def _properties(code: dict[str, Any], ask: Request) -> list[dict[str, Any]]:
-    """The requested properties of one code, each value a (code, value[x] name, value)."""
+    """The requested properties of one code, as expansion.contains.property entries (code, value[x])."""
     values: list[tuple[str, Any]] = []
     for name in ask.properties:
         if name == "notSelectable" and code["billable"]:
