@@ -123,6 +123,8 @@ def test_a_filter_with_punctuation_keeps_its_words_and_code(client):
     ({"url": f"{ICD}?fhir_vs=isa/"}, 400, "not-supported"),
     ({"url": f"{ICD}?fhir_vs=isa/<script>"}, 404, "not-found"),
     ({"url": f"{ICD}?fhir_vs=isa/G35", "count": "5000"}, 200, None),  # at most 1,000 come back
+    ({"url": f"{ICD}?fhir_vs", "count": "5", "filter": " ".join(["pain"] * 13)}, 400, "invalid"),
+    ({"url": f"{ICD}?fhir_vs", "count": "5", "filter": "p" * 201}, 400, "invalid"),
 ])
 def test_bad_requests_are_operation_outcomes(client, args, status, issue):
     response = client.get(EXPAND, query_string=args)

@@ -262,6 +262,8 @@ def whole_system(ask: Request, offset: int, count: int) -> tuple[int, list[Membe
     db = get_index().db
     where, args = _index_where(ask)
     extra = modifiers(ask)
+    if ask.text and not (words(ask.text) or normalise_code(ask.text)):
+        return 0, []  # no letter or digit: nothing starts with it
     if ask.text:
         rows = db.execute(f"SELECT iri, notation, label FROM codes WHERE {where} {INDEX_ORDER}", args).fetchall()
         own = [m for m in (Member(*row) for row in rows) if matches(ask.text, m.code, m.display)]

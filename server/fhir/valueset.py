@@ -21,7 +21,7 @@ from flask import Response
 from . import _version as fhir_version
 from . import bp
 from .codesystems import CodeSystem
-from .expansion import Request, expand, parse_url, subtree
+from .expansion import Request, expand, parse_url, subtree, words
 from .lookup import DESIGNATION_USE, USE_DISPLAY
 from .params import Coding, OperationInput, asked_coding, read_input
 from .resources import FHIRError, issue, resource
@@ -34,6 +34,8 @@ PROPERTY_URI = "http://hl7.org/fhir/concept-properties#"
 #: R5's expansion.contains.property written in R4B (the cross-version extension)
 R5_CONTAINS_PROPERTY = "http://hl7.org/fhir/5.0/StructureDefinition/extension-ValueSet.expansion.contains.property"
 R5_EXPANSION_PROPERTY = "http://hl7.org/fhir/5.0/StructureDefinition/extension-ValueSet.expansion.property"
+#: a filter is a few words (each is a LIKE over every code of a system before the exact test)
+MAX_FILTER, MAX_FILTER_WORDS = 200, 12
 EXPAND_EXAMPLE = "?url=http://hl7.org/fhir/sid/icd-10-cm?fhir_vs=isa/G35"
 VALIDATE_EXAMPLE = EXPAND_EXAMPLE + "&code=G35.A"
 
@@ -55,7 +57,11 @@ def _request(inp: OperationInput) -> Request:
     url = url.partition("|")[0]
     system, root = parse_url(url)
     properties = dict.fromkeys(p.strip() for name in inp.texts("property") for p in name.split(",") if p.strip())
-    return Request(url=url, system=system, root=root, text=inp.text("filter") or None,
+    text = inp.text("filter") or None
+    if text and (len(text) > MAX_FILTER or len(words(text)) > MAX_FILTER_WORDS):
+        raise FHIRError(400, "invalid", f"Parameter 'filter' may have at most {MAX_FILTER_WORDS} words and "
+                                        f"{MAX_FILTER} characters.", "invalid-data", "filter")
+    return Request(url=url, system=system, root=root, text=text,
                    offset=inp.integer("offset") or 0, count=inp.integer("count"),
                    active_only=bool(inp.boolean("activeOnly")), properties=tuple(properties),
                    designations=bool(inp.boolean("includeDesignations")))
