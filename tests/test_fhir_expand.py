@@ -113,6 +113,14 @@ def test_a_filter_with_punctuation_keeps_its_words_and_code(client):
     assert codes(by_code) == ["G35.B", "G35.B0", "G35.B1", "G35.B2"]
 
 
+@pytest.mark.parametrize("filter_text", ["progress", "non-act", "G35.b", "sclerosis unspec", "(active)"])
+def test_a_whole_system_and_a_subtree_filter_alike(client, filter_text):
+    """The whole system filters in the search index (SQL), a subtree in Python: the same rule."""
+    whole = codes(expand(client, url=f"{ICD}?fhir_vs", filter=filter_text, count=MAX_EXPANSION))
+    subtree = codes(expand(client, url=f"{ICD}?fhir_vs=isa/G35", filter=filter_text))
+    assert subtree and [code for code in whole if code.startswith("G35")] == subtree
+
+
 @pytest.mark.parametrize("args,status,issue", [
     ({}, 400, "invalid"),
     ({"url": f"{ICD}?fhir_vs", "count": "-1"}, 400, "invalid"),
