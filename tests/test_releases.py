@@ -68,7 +68,8 @@ def history_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(history_data: Path):
-    return create_app({"MEDCODE_DATA": str(history_data), "TESTING": True}).test_client()
+    # the fixture build's own snapshot, embedded also in remote mode (the session's engine serves the full graph)
+    return create_app({"MEDCODE_DATA": str(history_data), "MEDCODE_STORE": "embedded", "TESTING": True}).test_client()
 
 
 @pytest.fixture(scope="module")
@@ -175,14 +176,15 @@ def test_repeated_parameter_is_refused(client) -> None:
 
 
 def test_cli_diff_is_the_same(history_data: Path, client) -> None:
+    runner = CliRunner(env={"MEDCODE_STORE": "embedded"})  # the fixture build, as the client reads it
     args = ["diff", "--data", str(history_data), "--from", "2025-04", "--to", "2026-04"]
-    text = CliRunner().invoke(main, args)
+    text = runner.invoke(main, args)
     assert text.exit_code == 0, text.output
     over_http = client.get("/diff?from=2025-04&to=2026-04&format=csv").get_data(as_text=True)
     assert list(csv.reader(io.StringIO(text.output))) == list(csv.reader(io.StringIO(over_http)))
-    as_json = CliRunner().invoke(main, [*args, "--format", "json"])
+    as_json = runner.invoke(main, [*args, "--format", "json"])
     assert json.loads(as_json.output) == _diff(client, **{"from": "2025-04", "to": "2026-04"})
-    failed = CliRunner().invoke(main, ["diff", "--data", str(history_data), "--from", "2024-10"])
+    failed = runner.invoke(main, ["diff", "--data", str(history_data), "--from", "2024-10"])
     assert failed.exit_code == 1 and "2024-10" in failed.output
 
 

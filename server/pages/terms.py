@@ -64,8 +64,9 @@ def sparql_iri(iri: str) -> str:
 def not_itself(var: str, iri: str) -> str:
     """A FILTER leaving out `iri` itself as the value of `var`: a resource related to itself is only ever the
     OWL 2 RL closure of a symmetric, transitive property (G35 skos:exactMatch G35), kept in the graph and
-    true, but nothing a page shows."""
-    return f"FILTER(!sameTerm({var}, {sparql_iri(iri)}))"
+    true, but nothing a page shows. `!=` against an IRI is sameTerm's negation, and Virtuoso 7.2 ignores
+    `!sameTerm(?var, <iri>)`."""
+    return f"FILTER({var} != {sparql_iri(iri)})"
 
 
 def iri_list(iris: Iterable[str]) -> str:

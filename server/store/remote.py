@@ -127,6 +127,8 @@ def _rewrite_csv(payload: bytes, limit: int) -> bytes:
     """The engine's CSV answer (lexical forms only, as SPARQL CSV is) re-written by the app, row limit applied.
 
     CSV is asked for when the client wants CSV: Virtuoso writes large answers as JSON about 7x slower.
+    Not for a query with non-ASCII text: Virtuoso's CSV writes the query's own literals in Latin-1 (and
+    '?' past U+00FF), where its JSON is right.
     """
     rows = csv.reader(io.StringIO(payload.decode("utf-8"), newline=""))
     out = io.StringIO()
@@ -260,7 +262,7 @@ class RemoteStore:
         if default_graph is not None and named_graphs is None:
             named_graphs = sorted(self.graphs)  # GRAPH ?g sees the medcode graphs only, as embedded
         text = with_prefixes(text, self.prefixes)
-        csv_rows = form == "solutions" and fmt == "csv"
+        csv_rows = form == "solutions" and fmt == "csv" and text.isascii()
         accept = {"graph": "application/n-triples", "boolean": "application/sparql-results+json"}.get(
             form, "text/csv" if csv_rows else "application/sparql-results+json")
         payload = self._post(text, default_graph or [], named_graphs or [], accept, timeout,
