@@ -64,8 +64,14 @@ def test_every_inferred_triple_has_one_well_founded_derivation(fixture_store):
     for s, d, o, p, via in _rows(fixture_store, f"""SELECT ?s ?d ?o ?p ?via WHERE {{ GRAPH <{DERIVATIONS}> {{
         ?s ?d ?o . ?d <{MC.conclusionPredicate}> ?p . OPTIONAL {{ ?d <{MC.via}> ?via }} }} }}"""):
         derived.setdefault((s, p, o), []).append((d.value, via))
-    assert set(derived) == inferred  # every inferred triple, and nothing else
-    assert all(len(ds) == 1 for ds in derived.values())
+    assert set(derived) <= inferred and all(len(ds) == 1 for ds in derived.values())
+    query = f"""SELECT ?d ?p ?c WHERE {{ GRAPH <{DERIVATIONS}> {{
+        ?d <{MC.defaultFor}> ?p . OPTIONAL {{ ?d <{MC.concludedClass}> ?c }} }} }}"""
+    defaults = {(p, c): d.value for d, p, c in _rows(fixture_store, query)}
+    stated = len(derived)
+    for s, p, o in inferred - set(derived):  # the others have their conclusion's default
+        derived[s, p, o] = [(defaults.get((p, o)) or defaults[p, None], None)]
+    assert len(defaults) >= 3 and stated < len(inferred)
     patterns = _premises(fixture_store)
     depth: dict = {}
 

@@ -2,7 +2,8 @@
 
 Each inferred triple `s p o` is stated there as `s D o`, D a rule instance (`mc:Derivation`) with
 `mc:conclusionPredicate p`, its rule and its premise patterns; a pattern's `mc:conclusionSubject`,
-`mc:conclusionObject` and `mc:viaNode` stand for s, o and D's `mc:via`. The tree follows premises down
+`mc:conclusionObject` and `mc:viaNode` stand for s, o and D's `mc:via`; a triple stated with no D of its
+own is derived by its conclusion's default (`D mc:defaultFor p`). The tree follows premises down
 to asserted triples, each with the document it comes from: its `mc:Assertion`'s source, else its
 subject's own (a code pair edit, an ICD-10-CM note), else its code system's (the ICD-10-CM release),
 and for an ontology axiom the ontology. The build made every derivation use only triples justified
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pyoxigraph as ox
 
-from kg.contract import GRAPH_DERIVATIONS, INFERENCE_GRAPHS, MC
+from kg.contract import GRAPH_DERIVATIONS, INFERENCE_GRAPHS, MC, ONTOLOGY_IRI, PREFIXES
 
 from ..pages.terms import Term, term_of
 from ..store import QueryError, select
@@ -24,11 +25,15 @@ MAX_NODES = 300  # triples shown in one tree
 DERIVATIONS = [str(GRAPH_DERIVATIONS)]
 PLACEHOLDERS = {str(MC.conclusionSubject): 0, str(MC.conclusionObject): 2}
 VIA = str(MC.viaNode)
+VOCABULARIES = tuple(PREFIXES[p] for p in ("mc", "skos", "owl", "rdf", "rdfs"))
 # the terms are written in by Oxigraph (`_nt`, escaped): a VALUES block made Oxigraph scan every derivation
 # (3.3 s a question on the full graph, against 3 ms with the terms in place)
 STATUS_QUERY = "SELECT ?g WHERE {{ GRAPH ?g {{ {s} {p} {o} }} }}"
 DERIVATION_QUERY = """SELECT ?d ?rule ?via WHERE {{ GRAPH {graph} {{ {s} ?d {o} .
   ?d mc:conclusionPredicate {p} ; mc:rule ?rule . OPTIONAL {{ ?d mc:via ?via }} }} }} LIMIT 1"""
+# a triple with no derivation of its own is derived by its conclusion's default (kg.derivations.defaults)
+DEFAULT_QUERY = """SELECT ?d ?rule WHERE {{ GRAPH {graph} {{ ?d mc:defaultFor {p} ; mc:rule ?rule .
+  OPTIONAL {{ ?d mc:concludedClass ?class }} FILTER(!BOUND(?class) || sameTerm(?class, {o})) }} }} LIMIT 1"""
 PREMISES_QUERY = """SELECT ?pattern ?ps ?pp ?po ?src WHERE {{ GRAPH {graph} {{
   {d} mc:premise ?pattern . ?pattern rdf:subject ?ps ; rdf:predicate ?pp .
   OPTIONAL {{ ?pattern rdf:object ?po }} OPTIONAL {{ ?pattern dcterms:source ?src }} }} }} ORDER BY ?pattern"""
@@ -95,7 +100,8 @@ class Explainer:
             raise TreeTooLarge(f"the derivation has more than {MAX_NODES} triples")
         if state == "asserted":
             return Node((s, p, o), state, self._sources(s, p, o))
-        rows = _select(DERIVATION_QUERY, DERIVATIONS, s=s, p=p, o=o)
+        rows = (_select(DERIVATION_QUERY, DERIVATIONS, s=s, p=p, o=o)
+                or _select(DEFAULT_QUERY, DERIVATIONS, p=p, o=o))
         if not rows:
             return Node((s, p, o), state)  # no derivation recorded (the build said so)
         row = rows[0]
@@ -133,5 +139,7 @@ class Explainer:
     @staticmethod
     def _sources(s: Term, p: Term, o: Term) -> list[str]:
         rows = _select(SOURCES_QUERY, INFERENCE_GRAPHS["all"], s=s, p=p, o=o)
+        if not rows and s.value.startswith(VOCABULARIES):  # a term of the ontology (or of the SKOS axioms it states)
+            return [str(ONTOLOGY_IRI)]
         best = min((row["kind"].value for row in rows), default=None)
         return sorted({row["src"].value for row in rows if row["kind"].value == best})
