@@ -182,7 +182,8 @@ def test_ncci_rows_the_shapes_reject_fail_the_build(tmp_path, row, message):
 
 def test_cli_build_names_the_bad_file_line_and_field(tmp_path):
     (tmp_path / "ccioph-x-f1.txt").write_text(HEADER + "96522\t96523\t\t20100101\t*\t3\tx\n", encoding="utf-8")
-    result = CliRunner().invoke(main, ["build", "--data", str(tmp_path / "data"), "--ncci", str(tmp_path)])
+    result = CliRunner().invoke(main, ["build", "--data", str(tmp_path / "data"), "--ncci", str(tmp_path),
+                                       "--no-releases"])  # tests fetch nothing
     assert result.exit_code == 1
     assert "ccioph-x-f1.txt:2: field 'Modifier'" in result.output and "previous snapshot is unchanged" in result.output
 
