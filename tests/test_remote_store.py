@@ -16,7 +16,7 @@ from helpers import free_port
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from kg.namespaces import GRAPH_ASSERTED, GRAPH_INFERRED
+from kg.namespaces import GRAPH_ASSERTED, GRAPH_DERIVATIONS, GRAPH_INFERRED
 from server import create_app
 
 META = {"snapshot": "20260101T000000-1", "built_at": "2026-01-01T00:00:00+0000", "reasoner": "reasonable",
@@ -97,7 +97,8 @@ def test_the_engine_gets_a_form_post_with_the_time_limit_and_the_pinned_dataset(
     form = engine[0].received[-1]
     assert form["timeout"] == ["1500"]
     assert form["default-graph-uri"] == [str(GRAPH_ASSERTED), str(GRAPH_INFERRED)]
-    assert sorted(form["named-graph-uri"]) == sorted([str(GRAPH_ASSERTED), str(GRAPH_INFERRED)])
+    # GRAPH ?g sees the local graphs, the derivations graph among them (as embedded)
+    assert sorted(form["named-graph-uri"]) == sorted([str(GRAPH_ASSERTED), str(GRAPH_INFERRED), str(GRAPH_DERIVATIONS)])
     # the endpoint's default prefixes are declared for the engine
     assert form["query"][0].startswith("PREFIX mc: <https://w3id.org/medcode/ontology#>")
 

@@ -50,17 +50,19 @@ def cached_files(data_dir: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def indexed_data(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data directory whose live snapshot carries its search index: the session's own when its build
-    wrote one, else the same store and metadata (linked) beside an index written now."""
+    """A data directory of its own (so that no other app of the session has written a cache in it) whose
+    live snapshot is the session's (linked) with its search index: the build's when it wrote one, else
+    one written now."""
     snapshot = current_snapshot(data_dir)
-    if (snapshot / SEARCH_INDEX).exists():
-        return data_dir
     target = tmp_path_factory.mktemp("indexed")
     linked = target / "snapshots" / snapshot.name
     linked.mkdir(parents=True)
     for name in (STORE_DIR, META_FILE):
         (linked / name).symlink_to(snapshot / name)
-    write_search_index(open_store(snapshot), linked / SEARCH_INDEX)
+    if (snapshot / SEARCH_INDEX).exists():
+        (linked / SEARCH_INDEX).symlink_to(snapshot / SEARCH_INDEX)
+    else:
+        write_search_index(open_store(snapshot), linked / SEARCH_INDEX)
     (target / CURRENT).symlink_to(linked.relative_to(target))
     return target
 
