@@ -298,6 +298,18 @@ def whole_system(ask: Request, offset: int, count: int) -> tuple[int, list[Membe
     return total_own + len(extra), page
 
 
+def with_labels(members: list[Member], system: CodeSystem) -> list[Member]:
+    """The members with the label the search index shows for each (found by its system and key; a code
+    the index files elsewhere, a modifier, keeps none and `describe` reads its display)."""
+    keys = {normalise_code(m.code): m for m in members if not m.display}
+    if not keys:
+        return members
+    rows = get_index().db.execute(f"SELECT iri, label FROM codes WHERE system = ? AND key IN "
+                                  f"({','.join('?' * len(keys))})", [system.id, *keys])
+    labels = dict(rows.fetchall())
+    return [m if m.display or m.iri not in labels else Member(m.iri, m.code, labels[m.iri]) for m in members]
+
+
 def describe(members: list[Member], ask: Request) -> list[dict]:
     """Each member with what the answer shows of it, in the members' order: code, display, billable and
     status, and when asked for parents, children and designations ((use, text) pairs)."""
@@ -332,7 +344,7 @@ def expand(ask: Request) -> Page:
     limit = MAX_EXPANSION if ask.count is None else min(ask.count, MAX_EXPANSION)
     if ask.root is not None:
         every = subtree(ask)
-        total, members = len(every), every[ask.offset:ask.offset + limit]
+        total, members = len(every), with_labels(every[ask.offset:ask.offset + limit], ask.system)
     else:
         total, members = whole_system(ask, ask.offset, limit)
     if ask.count is None and total > MAX_EXPANSION:
