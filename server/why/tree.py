@@ -25,6 +25,7 @@ MAX_NODES = 300  # triples shown in one tree
 DERIVATIONS = [str(GRAPH_DERIVATIONS)]
 PLACEHOLDERS = {str(MC.conclusionSubject): 0, str(MC.conclusionObject): 2}
 VIA = str(MC.viaNode)
+TYPE = PREFIXES["rdf"] + "type"
 VOCABULARIES = tuple(PREFIXES[p] for p in ("mc", "skos", "owl", "rdf", "rdfs"))
 # the terms are written in by Oxigraph (`_nt`, escaped): a VALUES block made Oxigraph scan every derivation
 # (3.3 s a question on the full graph, against 3 ms with the terms in place)
@@ -32,8 +33,10 @@ STATUS_QUERY = "SELECT ?g WHERE {{ GRAPH ?g {{ {s} {p} {o} }} }}"
 DERIVATION_QUERY = """SELECT ?d ?rule ?via WHERE {{ GRAPH {graph} {{ {s} ?d {o} .
   ?d mc:conclusionPredicate {p} ; mc:rule ?rule . OPTIONAL {{ ?d mc:via ?via }} }} }} LIMIT 1"""
 # a triple with no derivation of its own is derived by its conclusion's default (kg.derivations.defaults)
-DEFAULT_QUERY = """SELECT ?d ?rule WHERE {{ GRAPH {graph} {{ ?d mc:defaultFor {p} ; mc:rule ?rule .
-  OPTIONAL {{ ?d mc:concludedClass ?class }} FILTER(!BOUND(?class) || sameTerm(?class, {o})) }} }} LIMIT 1"""
+# (two queries, not one FILTER over an OPTIONAL class: Virtuoso answered that with nothing)
+DEFAULT_QUERY = "SELECT ?d ?rule WHERE {{ GRAPH {graph} {{ ?d mc:defaultFor {p} ; mc:rule ?rule }} }} LIMIT 1"
+DEFAULT_TYPE_QUERY = """SELECT ?d ?rule WHERE {{ GRAPH {graph} {{
+  ?d mc:defaultFor rdf:type ; mc:concludedClass {o} ; mc:rule ?rule }} }} LIMIT 1"""
 PREMISES_QUERY = """SELECT ?pattern ?ps ?pp ?po ?src WHERE {{ GRAPH {graph} {{
   {d} mc:premise ?pattern . ?pattern rdf:subject ?ps ; rdf:predicate ?pp .
   OPTIONAL {{ ?pattern rdf:object ?po }} OPTIONAL {{ ?pattern dcterms:source ?src }} }} }} ORDER BY ?pattern"""
@@ -101,7 +104,7 @@ class Explainer:
         if state == "asserted":
             return Node((s, p, o), state, self._sources(s, p, o))
         rows = (_select(DERIVATION_QUERY, DERIVATIONS, s=s, p=p, o=o)
-                or _select(DEFAULT_QUERY, DERIVATIONS, p=p, o=o))
+                or _select(DEFAULT_TYPE_QUERY if p.value == TYPE else DEFAULT_QUERY, DERIVATIONS, p=p, o=o))
         if not rows:
             return Node((s, p, o), state)  # no derivation recorded (the build said so)
         row = rows[0]
