@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from helpers import free_port  # noqa: E402
 from virtuoso import Virtuoso, available  # noqa: E402
 
-from bench.ncci_synthetic import add_scale_options, notation, synthetic_data  # noqa: E402
+from bench.ncci_synthetic import add_scale_options, measure_in_child, notation, synthetic_data  # noqa: E402
 from kg.contract import current_snapshot, read_meta  # noqa: E402
 from kg.publish import PublishError, publish  # noqa: E402
 
@@ -85,13 +85,7 @@ def _measure(store_setting: str, data_dir: str, synthetic: bool, repeat: int, ou
 
 
 def measure(store_setting: str, data_dir: Path, synthetic: bool, repeat: int) -> tuple:
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    child = ctx.Process(target=_measure, args=(store_setting, str(data_dir), synthetic, repeat, out))
-    child.start()
-    result = out.get()
-    child.join()
-    return result
+    return measure_in_child(_measure, store_setting, data_dir, synthetic, repeat)
 
 
 def _datasets(args: argparse.Namespace, real: Path, work: Path) -> list[tuple[str, Path, bool]]:

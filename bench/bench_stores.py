@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from virtuoso import Virtuoso, available  # noqa: E402
 
 from bench.bench_endpoint import QUERIES, free_port  # noqa: E402
-from bench.ncci_synthetic import add_scale_options, iri, synthetic_data  # noqa: E402
+from bench.ncci_synthetic import add_scale_options, iri, measure_in_child, synthetic_data  # noqa: E402
 from kg.contract import current_snapshot, read_meta  # noqa: E402
 from kg.publish import PublishError, publish  # noqa: E402
 
@@ -83,13 +83,7 @@ def _measure(store_setting: str, data_dir: str, synthetic: bool, repeat: int, ou
 
 
 def measure(store_setting: str, data_dir: Path, synthetic: bool, repeat: int) -> tuple[dict, int]:
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    child = ctx.Process(target=_measure, args=(store_setting, str(data_dir), synthetic, repeat, out))
-    child.start()
-    result = out.get()
-    child.join()
-    return result
+    return measure_in_child(_measure, store_setting, data_dir, synthetic, repeat)
 
 
 def embedded_load_seconds(snapshot: Path) -> float:

@@ -25,10 +25,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import multiprocessing as mp
 import random
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import click
@@ -194,6 +195,19 @@ def add_scale_options(parser: argparse.ArgumentParser, repeat: int) -> None:
     parser.add_argument("--repeat", type=int, default=repeat)
     parser.add_argument("--virtuoso-memory-mb", type=int, default=4096)
     parser.add_argument("--skip-real", action="store_true", help="Measure only the graph with the synthetic table.")
+
+
+def measure_in_child(target: Callable[..., None], store_setting: str, data_dir: Path, synthetic: bool,
+                     repeat: int) -> tuple:
+    """What `target(store_setting, data_dir, synthetic, repeat, queue)` puts on the queue, run in a fresh
+    interpreter (spawned: one store, one app, and its memory its own) for the store and claim-check benchmarks."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    child = ctx.Process(target=target, args=(store_setting, str(data_dir), synthetic, repeat, out))
+    child.start()
+    result = out.get()
+    child.join()
+    return result
 
 
 if __name__ == "__main__":
