@@ -18,8 +18,8 @@ rationale, setting, source). Each file is an mc:PublicSource. A code the graph d
 its identity (class, notation, code system, a label naming the file). A row that does not fit its
 layout fails the build naming the file, the line and the field.
 
-Every code-pair edit, curated or read here, also gets its mc:pairKey (`pair_key_triples`): both codes
-in one literal, which the claim check looks a claim's pairs up by (one index lookup a pair, where
+Every code-pair edit, curated or read here, also gets its mc:pairKey (`pair_key_triples`): an IRI
+naming both codes, which the claim check looks a claim's pairs up by (one index lookup a pair, where
 starting from a code meant scanning the thousands of edits a column 1 code can have).
 """
 
@@ -305,7 +305,7 @@ def pair_key_triples(triples: Iterable[Triple]) -> Iterator[Triple]:
             columns.setdefault(s, {})[p] = o
     for edit, codes in columns.items():
         if len(codes) == 2:
-            yield edit, MC.pairKey, Literal(pair_key(str(codes[MC.column1]), str(codes[MC.column2])))
+            yield edit, MC.pairKey, pair_key(str(codes[MC.column1]), str(codes[MC.column2]))
 
 
 def describe(tables: Tables) -> list[dict[str, object]]:

@@ -151,8 +151,8 @@ def test_every_edit_has_the_pair_key_the_check_looks_up(ncci_data):
     keys = {row["edit"].value: row["key"].value for row in store.query(
         f"SELECT ?edit ?key WHERE {{ ?edit <{MC}pairKey> ?key }}", use_default_graph_as_union=True)}
     assert set(keys) == edits and len(edits) > 6
-    assert keys[MI1_EDIT] == "cpt/96522 cpt/96523"
-    assert keys[ID_BASE + "edit/95990_62369"] == "cpt/95990 cpt/62369"  # a curated edit
+    assert keys[MI1_EDIT] == ID_BASE + "pair/cpt/96522/cpt/96523"
+    assert keys[ID_BASE + "edit/95990_62369"] == ID_BASE + "pair/cpt/95990/cpt/62369"  # a curated edit
 
 
 def test_a_bad_row_fails_the_build_before_anything_is_written(tmp_path, ncci_data):

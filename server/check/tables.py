@@ -61,7 +61,7 @@ def pairs(claim: Claim) -> list[Row]:
                            for i, ln in enumerate(claim.lines)))
     return [{**first, **{f"{k}1": first[k] for k in ("line", "code", "modifiers")}, "one": first["c"],
              **{f"{k}2": second[k] for k in ("line", "code", "modifiers")}, "two": second["c"],
-             "pair": pair_key(first["c"], second["c"])}
+             "pair": str(pair_key(first["c"], second["c"]))}
             for first in kinds for second in kinds if first["c"] != second["c"]]
 
 
