@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from helpers import free_port  # noqa: E402
 from virtuoso import Virtuoso, available  # noqa: E402
 
+from bench.ncci_synthetic import measure_in_child  # noqa: E402
 from kg.contract import current_snapshot  # noqa: E402
 from kg.publish import publish  # noqa: E402
 
@@ -140,13 +141,7 @@ def _measure(store_setting: str, data_dir: str, repeat: int, peer_repeat: int, o
 
 
 def measure(store_setting: str, data_dir: Path, repeat: int, peer_repeat: int) -> list:
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    child = ctx.Process(target=_measure, args=(store_setting, str(data_dir), repeat, peer_repeat, out))
-    child.start()
-    rows = out.get()
-    child.join()
-    return rows
+    return measure_in_child(_measure, store_setting, data_dir, repeat, peer_repeat)
 
 
 def print_table(results: list[tuple[str, list]]) -> None:

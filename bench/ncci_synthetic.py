@@ -31,6 +31,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import pyoxigraph as ox
@@ -197,13 +198,12 @@ def add_scale_options(parser: argparse.ArgumentParser, repeat: int) -> None:
     parser.add_argument("--skip-real", action="store_true", help="Measure only the graph with the synthetic table.")
 
 
-def measure_in_child(target: Callable[..., None], store_setting: str, data_dir: Path, synthetic: bool,
-                     repeat: int) -> tuple:
-    """What `target(store_setting, data_dir, synthetic, repeat, queue)` puts on the queue, run in a fresh
-    interpreter (spawned: one store, one app, and its memory its own) for the store and claim-check benchmarks."""
+def measure_in_child(target: Callable[..., None], *args: object) -> Any:
+    """What `target(*args, queue)` puts on the queue, run in a fresh interpreter (spawned: one store, one app,
+    and its memory its own) for the store, claim-check and FHIR benchmarks."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    child = ctx.Process(target=target, args=(store_setting, str(data_dir), synthetic, repeat, out))
+    child = ctx.Process(target=target, args=(*(str(a) if isinstance(a, Path) else a for a in args), out))
     child.start()
     result = out.get()
     child.join()
