@@ -29,7 +29,7 @@ from rdflib.namespace import RDF, SKOS
 
 from .contract import SEARCH_INDEX, read_meta
 from .curated import Curation, SourceSet, build_curated
-from .derivations import derivations
+from .derivation_graph import derivations
 from .icd10cm import check_references, icd_triples, selection
 from .icd10cm import release as icd10cm_release
 from .namespaces import GRAPH_ASSERTED, GRAPH_DERIVATIONS, GRAPH_INFERRED, MC, SOURCES_DIR, code_iri
