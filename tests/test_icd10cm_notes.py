@@ -168,8 +168,13 @@ def test_inclusion_terms_are_queryable(store):
 
 
 def test_one_pattern_asks_for_every_kind_of_note(store):
-    """Every kind of note has the range mc:TabularNote (a 7th character is one by subclass, inferred)."""
-    kinds = rows(store, "SELECT DISTINCT ?k WHERE { ?k rdfs:range/rdfs:subClassOf* mc:TabularNote }")
+    """Every kind of note has the range mc:TabularNote (a 7th character is one by subclass, inferred).
+
+    One step of rdfs:subClassOf reaches every subclass, since the inferred graph holds the closure; the
+    path `rdfs:range/rdfs:subClassOf*` would say the same, but Virtuoso 7.2 answers it with no row once
+    it is joined (README, remote-mode quirks)."""
+    kinds = rows(store, "SELECT DISTINCT ?k WHERE { { ?k rdfs:range mc:TabularNote } "
+                        "UNION { ?k rdfs:range/rdfs:subClassOf mc:TabularNote } }")
     assert {k["k"] for k in kinds} == {PREFIXES["mc"] + k for k in (*PACKAGE_NOTES, "seventhCharacter")}
     assert len(rows(store, "SELECT ?n WHERE { icd10cm:Z45 ?kind ?n . ?n a mc:TabularNote }")) == 3
     assert ask(store, "ASK { icd10cm:S14 mc:seventhCharacter ?c . ?c mc:character 'S' ; a mc:TabularNote }")
