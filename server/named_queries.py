@@ -59,6 +59,8 @@ class Param:
         if self.type == "integer":
             if not re.fullmatch(r"[+-]?\d+", value.strip()):
                 raise ParamError(self.name, f"'{value}' is not an integer")
+            if abs(int(value)) >= 1 << 63:  # every engine's integers are 64-bit (Virtuoso refuses more: a 502)
+                raise ParamError(self.name, f"'{value}' is outside the 64-bit integer range")
             return ("literal", str(int(value)), "http://www.w3.org/2001/XMLSchema#integer")
         if self.type == "date":
             try:

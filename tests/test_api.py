@@ -104,3 +104,11 @@ def test_schemathesis_finds_no_server_error(data_dir):
             case.call_and_validate(checks=[no_internal_error])
 
         check()
+
+
+def test_an_integer_beyond_64_bits_is_a_400_naming_the_parameter(client):
+    # found by schemathesis in remote mode: Virtuoso refuses such a literal, which the app answered 502
+    response = client.get("/api/check-mue", query_string={"c": "https://w3id.org/medcode/id/cpt/96522",
+                                                           "units": "-373121534400931954688"})
+    assert response.status_code == 400
+    assert "'units'" in response.get_data(as_text=True) and "64-bit" in response.get_data(as_text=True)
