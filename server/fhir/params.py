@@ -47,6 +47,14 @@ def _invalid(name: str, why: str) -> FHIRError:
     return FHIRError(400, "invalid", f"Parameter '{name}' {why}.")
 
 
+def _text(name: str, given: Given) -> str:
+    """A given value that must be text (a code, URI or string), stripped."""
+    kind, value = given
+    if kind not in TEXT_KINDS or not isinstance(value, str):
+        raise _invalid(name, "must be a code, uri or string")
+    return value.strip()
+
+
 def _coding(name: str, value: Any) -> Coding:
     """A Coding from its JSON, every part it has a string."""
     if not isinstance(value, dict):
@@ -141,18 +149,11 @@ class OperationInput:
         found = self._one(names)
         if found is None:
             return None
-        name, (kind, value) = found
-        if kind not in TEXT_KINDS or not isinstance(value, str):
-            raise _invalid(name, "must be a code, uri or string")
-        return value.strip()
+        return _text(*found)
 
     def texts(self, *names: str) -> list[str]:
         """Every value of a repeatable text parameter (e.g. `property`)."""
-        values = [(name, given) for name in names for given in self.given.get(name, [])]
-        for name, (kind, value) in values:
-            if kind not in TEXT_KINDS or not isinstance(value, str):
-                raise _invalid(name, "must be a code, uri or string")
-        return [value.strip() for _, (_, value) in values]
+        return [_text(name, given) for name in names for given in self.given.get(name, [])]
 
     def boolean(self, *names: str) -> bool | None:
         """true or false; None when absent."""
