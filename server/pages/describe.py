@@ -144,10 +144,14 @@ def rdf_body(construct: str, fmt: Format, graphs: str = "all") -> bytes:
     return graph.serialize(format="json-ld", context=vocab().context, auto_compact=True).encode()
 
 
+LINK_PROPERTIES = ("skos:notation", "skos:prefLabel", "rdfs:label", "dcterms:title", "mc:billable")
+
+
 def _label_branch(pattern: str) -> str:
-    """Labels of the ?s that `pattern` binds (FILTER, not VALUES, on ?p: VALUES makes the planner scan)."""
-    return (f"{{ {pattern} FILTER(isIRI(?s)) ?s ?p ?o . "
-            "FILTER(?p IN (skos:notation, skos:prefLabel, rdfs:label, dcterms:title, mc:billable)) }")
+    """Labels of the ?s that `pattern` binds, one UNION branch per property (`?s ?p ?o FILTER(?p IN …)` makes
+    Virtuoso read every property of every ?s)."""
+    union = " UNION ".join(f"{{ ?s {p} ?o BIND({p} AS ?p) }}" for p in LINK_PROPERTIES)
+    return f"{{ {{ SELECT DISTINCT ?s WHERE {{ {pattern} FILTER(isIRI(?s)) }} }} {{ {union} }} }}"
 
 
 def describe_rdf(iri: str, fmt: Format, extra: Iterable[tuple[str, str, str]] = ()) -> bytes:

@@ -74,6 +74,17 @@ def iri_list(iris: Iterable[str]) -> str:
     return " ".join(sparql_iri(i) for i in iris)
 
 
+def properties_of(subjects: str, props: Iterable[str], value: str = "?v") -> str:
+    """A pattern binding ?x (the IRIs of `subjects`, a VALUES list), ?p (each of `props`) and `value`.
+
+    The IRIs go in a sub-select and each property is its own UNION branch: Virtuoso 7.2 answers
+    `VALUES ?x {…} ?x ?p ?v FILTER(?p IN (…))` by reading every property of every ?x (0.6 s for 40
+    codes, 6 s for 400), this form in 15 and 150 ms; Oxigraph answers both in a few milliseconds.
+    """
+    union = " UNION ".join(f"{{ ?x {sparql_iri(p)} {value} BIND({sparql_iri(p)} AS ?p) }}" for p in props)
+    return f"{{ SELECT ?x WHERE {{ VALUES ?x {{ {subjects} }} }} }} {{ {union} }}"
+
+
 def chunks(items: list, size: int = 400) -> Iterable[list]:
     """`items` in slices short enough for one VALUES block."""
     for i in range(0, len(items), size):

@@ -21,6 +21,7 @@ from .terms import (
     chunks,
     iri_list,
     natural,
+    properties_of,
     select_terms,
     valid_iri,
 )
@@ -85,9 +86,7 @@ class View:
         for iri in todo:
             self.info.setdefault(iri, {})
         for chunk in chunks(todo):
-            # (VALUES ?x, then FILTER on ?p: two VALUES blocks make the planner scan every triple)
-            rows = select_terms(f"SELECT ?x ?p ?v WHERE {{ VALUES ?x {{ {iri_list(chunk)} }} ?x ?p ?v "
-                                f"FILTER(?p IN ({', '.join(iri_list([p]) for p in props)})) }}")
+            rows = select_terms(f"SELECT ?x ?p ?v WHERE {{ {properties_of(iri_list(chunk), props)} }}")
             for row in rows:
                 vals = self.info[row["x"].value].setdefault(row["p"].value, [])
                 if row["v"] not in vals:
