@@ -55,3 +55,24 @@ def test_a_disjointness_violation_fails_the_build_and_leaves_nothing_behind(tmp_
     assert str(URIRef(f"{ID_BASE}icd10cm/block/M50-M54")) in str(failure.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".build.lock", "snapshots"]  # nothing went live
     assert not any((tmp_path / "snapshots").iterdir())  # nor is anything half-written left
+
+
+def test_a_sparql_constraint_still_names_each_offending_focus_node():
+    """Each SPARQL constraint is parsed once for all focus nodes (kg.validation); every one is still checked."""
+    from rdflib import Literal
+    from rdflib.namespace import DCTERMS, SKOS
+
+    from kg.validation import shacl_data_graph, validate_shacl
+
+    icd = URIRef(f"{ID_BASE}icd10cm/G35")
+    triples = [(icd, RDF.type, MC.ICD10CMCode), (icd, MC.billable, Literal(False))]
+    for n in range(3):
+        condition = URIRef(f"{ID_BASE}condition/test-{n}")
+        triples += [(condition, RDF.type, MC.Condition), (condition, SKOS.prefLabel, Literal(f"Condition {n}")),
+                    (condition, DCTERMS.source, URIRef(f"{ID_BASE}source/test")), (condition, SKOS.closeMatch, icd)]
+    report = validate_shacl(shacl_data_graph(triples, {icd}))
+    assert not report.conforms
+    assert "Results (3):" in report.text
+    assert report.text.count("Message: An exact or close match is a billable ICD-10-CM code") == 3
+    for n in range(3):
+        assert f"condition/test-{n}" in report.text
