@@ -17,6 +17,7 @@ few stated statuses are read once per snapshot.
 from __future__ import annotations
 
 import re
+from array import array
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,23 +63,26 @@ DEVICE_CODES = _PREFIXES + """SELECT ?c ?code ?display ?kind WHERE {
   ?c mc:denotesDevice ?device ; skos:inScheme ?scheme ; skos:notation ?code . ?device a ?kind .
   OPTIONAL { ?c skos:prefLabel ?display }
 }"""
-#: what an answer shows of each code of one page besides its code: a union of single patterns from the
-#: page's codes (a third of the time of OPTIONALs here), one row per value. Whether a code is billable
-#: is read always (as asserted: half the time of the union of graphs), its display when the page does
-#: not have it yet, the rest when asked for. Each value is a lookup in the store: a page of 100 codes at a
-#: random offset costs ~20 ms for one fact (cold blocks), ~47 ms for three, under load.
-DETAILS = _PREFIXES + """SELECT ?c ?p ?v WHERE {{
-  {{ GRAPH <{asserted}> {{ {{ ?c mc:billable ?v BIND("billable" AS ?p) }} {stated} }} }}
-  {optional}
-}}"""
-DISPLAY_PART = 'UNION { ?c skos:prefLabel ?v BIND("display" AS ?p) }'
+#: what an answer shows of each code of one page besides its code and display: a union of single patterns
+#: from the page's codes (a third of the time of OPTIONALs here), one row per value, only for what the
+#: request asks (the display when the search index did not give it; billable for the notSelectable
+#: property; parents, children, designations). A page with none of them asks no query: whether a code may
+#: be billed (`abstract`) comes from the snapshot's memo of the codes that may not. Asserted facts are read
+#: in the asserted graph (half the time of the union of graphs).
+DETAILS = _PREFIXES + "SELECT ?c ?p ?v WHERE {{ {parts} }}"
+ASSERTED_PARTS = {
+    "billable": '{ ?c mc:billable ?v BIND("billable" AS ?p) }',
+    "display": '{ ?c skos:prefLabel ?v BIND("display" AS ?p) }',
+}
 OPTIONAL_PARTS = {
     # FILTER EXISTS, not a pattern: Oxigraph then starts from ?c (0.4 ms here, 7-12 s joined as a pattern)
-    "parent": 'UNION { ?c skos:broader ?o . ?o skos:notation ?v FILTER EXISTS { ?o a mc:Code } BIND("parent" AS ?p) }',
-    "child": 'UNION { ?c skos:narrower ?o . ?o skos:notation ?v FILTER EXISTS { ?o a mc:Code } BIND("child" AS ?p) }',
+    "parent": '{ ?c skos:broader ?o . ?o skos:notation ?v FILTER EXISTS { ?o a mc:Code } BIND("parent" AS ?p) }',
+    "child": '{ ?c skos:narrower ?o . ?o skos:notation ?v FILTER EXISTS { ?o a mc:Code } BIND("child" AS ?p) }',
 }
+#: the codes stated not billable (ICD-10-CM categories and subcategories: 23,467 of 98,186), once per snapshot
+NOT_BILLABLE = _PREFIXES + """SELECT ?c WHERE {{ GRAPH <{asserted}> {{ ?c mc:billable ?v }} FILTER(?v = false) }}"""
 #: one union branch per designation property (a VALUES of properties here is thousands of times slower)
-DESIGNATION_PARTS = " ".join(f'UNION {{ ?c <{iri}> ?v BIND("{use}" AS ?p) }}' for iri, use in DESIGNATIONS.items())
+DESIGNATION_PARTS = [f'{{ ?c <{iri}> ?v BIND("{use}" AS ?p) }}' for iri, use in DESIGNATIONS.items()]
 #: every code with a status stated (the curated ones that say "active"; an inactive code would be here)
 STATUSES = _PREFIXES + "SELECT ?c ?status WHERE { ?c mc:codeStatus ?status }"
 #: the modifiers a system defines (listed after its own codes)
@@ -201,6 +205,16 @@ def statuses() -> dict[str, str]:
     return memo["fhir-statuses"]
 
 
+def not_billable() -> frozenset[str]:
+    """The IRIs of the codes that may not be billed (once per snapshot: a set of about 23,000 IRIs, so
+    that a page's `abstract` flags need no query)."""
+    memo = snapshot_memo()
+    if "fhir-not-billable" not in memo:
+        memo["fhir-not-billable"] = frozenset(row["c"]["value"]
+                                              for row in select(NOT_BILLABLE.format(asserted=GRAPH_ASSERTED)))
+    return memo["fhir-not-billable"]
+
+
 def inactive() -> list[str]:
     """The IRIs of the codes whose stated status is other than active (none in the current sources)."""
     return sorted(iri for iri, status in statuses().items() if status.lower() != "active")
@@ -265,33 +279,42 @@ def _index_where(ask: Request) -> tuple[str, list[object]]:
     return where, args
 
 
-def _count(where: str, args: list[object], keep: bool) -> int:
-    """How many index rows meet the condition (kept for the snapshot when `keep`: no filter, few keys)."""
+def _order(where: str, args: list[object]) -> array:
+    """The index rows (`doc` numbers) of an unfiltered expansion in its order, read once per snapshot: a
+    page is then a slice and a primary-key read (0.3 ms), where LIMIT/OFFSET walked the index up to the
+    offset (10 ms at offset 90,000). 98,186 ICD-10-CM codes take 0.8 MB."""
     memo = snapshot_memo()
-    key = ("fhir-expansion-count", where, tuple(args))
-    if key in memo:
-        return memo[key]
-    found = get_index().db.execute(f"SELECT count(*) FROM codes WHERE {where}", args).fetchone()[0]
-    if keep:
-        memo[key] = found
-    return found
+    key = ("fhir-expansion-order", where, tuple(args))
+    if key not in memo:
+        memo[key] = array("q", (doc for (doc,) in get_index().db.execute(
+            f"SELECT doc FROM codes WHERE {where} {INDEX_ORDER}", args)))
+    return memo[key]
+
+
+def _rows(docs: list[int]) -> list[tuple[str, str, str]]:
+    """(iri, notation, label) of index rows by `doc`, in the order given."""
+    if not docs:
+        return []
+    found = {doc: rest for doc, *rest in get_index().db.execute(
+        f"SELECT doc, iri, notation, label FROM codes WHERE doc IN ({','.join('?' * len(docs))})", docs)}
+    return [found[doc] for doc in docs]
 
 
 def whole_system(ask: Request, offset: int, count: int) -> tuple[int, list[Member]]:
-    """(total, the page's members) of a system's every code: its own codes from the search index (counted
-    and paged there, filter included), then its modifiers."""
+    """(total, the page's members) of a system's every code: its own codes from the search index (paged in
+    the snapshot's order of them, or for a filter counted and paged in SQL), then its modifiers."""
     where, args = _index_where(ask)
     extra = modifiers(ask)
-    page_of = f"FROM codes WHERE {where} {INDEX_ORDER} LIMIT ? OFFSET ?"
     if ask.text:  # counted in the same pass as the page (a filter reads every row of the system)
-        rows = get_index().db.execute(f"SELECT iri, notation, label, count(*) OVER () {page_of}",
-                                      [*args, count, offset]).fetchall()
-        total_own = rows[0][3] if rows else _count(where, args, keep=False)
+        rows = get_index().db.execute(f"SELECT iri, notation, label, count(*) OVER () FROM codes WHERE {where} "
+                                      f"{INDEX_ORDER} LIMIT ? OFFSET ?", [*args, count, offset]).fetchall()
+        total_own = rows[0][3] if rows else get_index().db.execute(
+            f"SELECT count(*) FROM codes WHERE {where}", args).fetchone()[0]
+        page = [Member(iri, code, label) for iri, code, label, _ in rows]
     else:
-        total_own = _count(where, args, keep=True)
-        rows = get_index().db.execute(f"SELECT iri, notation, label, 0 {page_of}",
-                                      [*args, count, offset]).fetchall() if offset < total_own else []
-    page = [Member(iri, code, label) for iri, code, label, _ in rows]
+        order = _order(where, args)
+        total_own = len(order)
+        page = [Member(*row) for row in _rows(order[offset:offset + count].tolist())]
     if len(page) < count:
         start = max(0, offset - total_own)
         page += extra[start:start + count - len(page)]
@@ -304,34 +327,40 @@ def with_labels(members: list[Member], system: CodeSystem) -> list[Member]:
     keys = {normalise_code(m.code): m for m in members if not m.display}
     if not keys:
         return members
-    rows = get_index().db.execute(f"SELECT iri, label FROM codes WHERE system = ? AND key IN "
+    # `+system`: not an index term, so SQLite reads the few keys by codes_key (19 ms by codes_range: a scan)
+    rows = get_index().db.execute(f"SELECT iri, label FROM codes WHERE +system = ? AND key IN "
                                   f"({','.join('?' * len(keys))})", [system.id, *keys])
     labels = dict(rows.fetchall())
     return [m if m.display or m.iri not in labels else Member(m.iri, m.code, labels[m.iri]) for m in members]
 
 
 def describe(members: list[Member], ask: Request) -> list[dict]:
-    """Each member with what the answer shows of it, in the members' order: code, display, billable and
+    """Each member with what the answer shows of it, in the members' order: code, display, billable
+    ("false" for a code that may not be billed; "true" too when the notSelectable property is asked) and
     status, and when asked for parents, children and designations ((use, text) pairs)."""
     if not members:
         return []
-    wanted = [name for name in ("parent", "child") if name in ask.properties]
-    stated = [DISPLAY_PART] if any(not m.display for m in members) else []
+    asserted = [ASSERTED_PARTS["billable"]] if "notSelectable" in ask.properties else []
+    if any(not m.display for m in members):
+        asserted.append(ASSERTED_PARTS["display"])
     if ask.designations:
-        stated.append(DESIGNATION_PARTS)
-    text = DETAILS.format(asserted=GRAPH_ASSERTED, stated=" ".join(stated),
-                          optional=" ".join(OPTIONAL_PARTS[name] for name in wanted))
-    query = bind_rows(text, ["c"], ([str(ox.NamedNode(m.iri))] for m in members))
+        asserted += DESIGNATION_PARTS
+    parts = [f"{{ GRAPH <{GRAPH_ASSERTED}> {{ {' UNION '.join(asserted)} }} }}"] if asserted else []
+    parts += [OPTIONAL_PARTS[name] for name in ("parent", "child") if name in ask.properties]
     found: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    status = statuses()
-    for row in select(query):
-        found[row["c"]["value"]][row["p"]["value"]].append(row["v"]["value"])
+    if parts:
+        query = bind_rows(DETAILS.format(parts=" UNION ".join(parts)), ["c"],
+                          ([str(ox.NamedNode(m.iri))] for m in members))
+        for row in select(query):
+            found[row["c"]["value"]][row["p"]["value"]].append(row["v"]["value"])
+    status, abstract = statuses(), not_billable()
     described = []
     for m in members:
         facts = found[m.iri]
+        billable = (facts.pop("billable", None) or [""])[0]
         described.append({
             "code": m.code, "display": m.display or (facts.pop("display", None) or [""])[0],
-            "billable": (facts.pop("billable", None) or [""])[0],
+            "billable": "false" if m.iri in abstract else billable,
             "status": status.get(m.iri, ""), "parent": sorted(facts.pop("parent", [])),
             "child": sorted(facts.pop("child", [])),
             "designations": [(use, text) for use, texts in facts.items() for text in texts]})
