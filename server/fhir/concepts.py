@@ -2,8 +2,10 @@
 $validate-code and $subsumes need (display, designations, hierarchy, billable, status, added date,
 ICD-10-CM notes, the device it denotes).
 
-A code is found by its notation in its FHIR system, a modifier in the system of its mc:modifierSystem
-(README: "A code's FHIR system is always exactly one"). Both values are bound as RDF terms.
+A code is found by its notation in its code system's scheme, a modifier in the scheme of its
+mc:modifierSystem (README: "A code's FHIR system is always exactly one"). Both values are bound as RDF
+terms: the scheme's IRI, not its FHIR URI through `mc:fhirSystem` with a STR filter, which Virtuoso 7.2
+answered in 190 ms a lookup (8 ms so).
 """
 
 from __future__ import annotations
@@ -24,8 +26,7 @@ PREFIX mc: <{MC}>
 PREFIX skos: <{SKOS}>
 PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>
 SELECT ?prop ?value ?note ?char WHERE {{
-  ?c skos:notation ?code ; a mc:Code ; (skos:inScheme|mc:modifierSystem)/mc:fhirSystem ?fhir .
-  FILTER(STR(?fhir) = ?system)
+  ?c skos:notation ?code ; a mc:Code ; (skos:inScheme|mc:modifierSystem) ?scheme .
   {{ VALUES ?prop {{ skos:prefLabel skos:altLabel mc:longDescriptor mc:shortDescriptor mc:mediumDescriptor
                     mc:billable mc:codeStatus mc:addedDate }} ?c ?prop ?value }}
   UNION {{ VALUES ?prop {{ skos:broader skos:narrower skos:broaderTransitive }}
@@ -34,6 +35,15 @@ SELECT ?prop ?value ?note ?char WHERE {{
            OPTIONAL {{ ?note mc:character ?char }} }}
   UNION {{ VALUES ?prop {{ mc:denotesDevice }} ?c ?prop ?device . ?device a ?value }}
 }}
+"""
+#: a code of a system by its notation, with the device it denotes if any
+CODE = f"""
+PREFIX mc: <{MC}>
+PREFIX skos: <{SKOS}>
+SELECT ?c ?device WHERE {{
+  ?c skos:notation ?code ; a mc:Code ; (skos:inScheme|mc:modifierSystem) ?scheme .
+  OPTIONAL {{ ?c mc:denotesDevice ?device }}
+}} LIMIT 1
 """
 #: designation kinds: graph property -> its name as designation.use (a code of the ontology)
 DESIGNATIONS = {SKOS + "altLabel": "altLabel", MC + "longDescriptor": "longDescriptor",
@@ -102,7 +112,7 @@ def _read_fact(concept: Concept, prop: str, value: str, row: dict) -> None:
 
 def find(system: CodeSystem, code: str) -> Concept | None:
     """The code in `system` with everything the graph says of it, or None when the system does not hold it."""
-    rows = select(FACTS, bindings={"code": ("literal", code, None), "system": ("literal", system.url, None)})
+    rows = select(FACTS, bindings={"code": ("literal", code, None), "scheme": ("iri", system.scheme, None)})
     if not rows:
         return None
     concept = Concept(system, code)
@@ -111,6 +121,12 @@ def find(system: CodeSystem, code: str) -> Concept | None:
     concept.parents.sort()
     concept.children.sort()
     return concept
+
+
+def locate(system: CodeSystem, code: str) -> tuple[str, bool] | None:
+    """(IRI, whether it denotes a device) of the code in `system`, or None when the system does not hold it."""
+    rows = select(CODE, bindings={"code": ("literal", code, None), "scheme": ("iri", system.scheme, None)})
+    return (rows[0]["c"]["value"], "device" in rows[0]) if rows else None
 
 
 def near_codes(system: CodeSystem, code: str) -> list[str]:

@@ -32,7 +32,7 @@ from ..named_queries import bind_rows
 from ..search.lifecycle import get_index
 from ..store import select
 from .codesystems import CodeSystem, resolve
-from .concepts import DESIGNATIONS, MC
+from .concepts import DESIGNATIONS, MC, locate
 from .lookup import unknown_code
 from .params import Coding
 from .resources import FHIRError
@@ -46,11 +46,6 @@ WORD = re.compile(r"[0-9a-z]+")
 _PREFIXES = """PREFIX mc: <https://w3id.org/medcode/ontology#>
 PREFIX skos: <http://www.w3.org/2004/02/skos/core#>
 """
-#: a code of a system by its notation, with the device it denotes if any (values bound as RDF terms)
-ROOT = _PREFIXES + """SELECT ?c ?device WHERE {
-  ?c skos:notation ?code ; a mc:Code ; (skos:inScheme|mc:modifierSystem)/mc:fhirSystem ?fhir .
-  FILTER(STR(?fhir) = ?system) OPTIONAL { ?c mc:denotesDevice ?device }
-} LIMIT 1"""
 #: the root and its descendants in the hierarchy (notations as asserted: half the time of the union of
 #: graphs), with the display only when a filter needs it (else only the page's displays are read); the
 #: root by BIND (Virtuoso 7.2 gives no row for a VALUES block inside a UNION branch)
@@ -87,7 +82,7 @@ DESIGNATION_PARTS = [f'{{ ?c <{iri}> ?v BIND("{use}" AS ?p) }}' for iri, use in 
 STATUSES = _PREFIXES + "SELECT ?c ?status WHERE { ?c mc:codeStatus ?status }"
 #: the modifiers a system defines (listed after its own codes)
 MODIFIERS = _PREFIXES + """SELECT ?c ?code ?display WHERE {
-  ?c a mc:Modifier ; mc:modifierSystem/mc:fhirSystem ?fhir ; skos:notation ?code . FILTER(STR(?fhir) = ?system)
+  ?c a mc:Modifier ; mc:modifierSystem ?scheme ; skos:notation ?code .
   OPTIONAL { ?c skos:prefLabel ?display }
 }"""
 #: a filter word starts a word of an index row's label (the arguments: %{word}%, *[^0-9a-z]{word}*); LIKE
@@ -156,10 +151,10 @@ def parse_url(url: str) -> tuple[CodeSystem, Root | None]:
 
 def root(system: CodeSystem, code: str) -> Root:
     """The isa code of the system; 404 naming near matches when the system does not hold it."""
-    rows = select(ROOT, bindings={"code": ("literal", code, None), "system": ("literal", system.url, None)})
-    if not rows:
+    found = locate(system, code)
+    if found is None:
         raise unknown_code(Coding(system.url, code), "url")
-    return Root(rows[0]["c"]["value"], "device" in rows[0])
+    return Root(*found)
 
 
 def words(text: str) -> list[str]:
@@ -254,7 +249,7 @@ def modifiers(ask: Request) -> list[Member]:
     memo = snapshot_memo()
     key = ("fhir-modifiers", ask.system.url)
     if key not in memo:
-        memo[key] = _members(select(MODIFIERS, bindings={"system": ("literal", ask.system.url, None)}))
+        memo[key] = _members(select(MODIFIERS, bindings={"scheme": ("iri", ask.system.scheme, None)}))
     return sorted(_keep(memo[key], ask), key=order_key)
 
 

@@ -14,25 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..exports import CROSSWALKS, RELATIONSHIPS, SYMMETRIC, Crosswalk, snapshot_memo
+from ..exports import CROSSWALKS, RELATIONSHIPS, SYMMETRIC, Crosswalk
 from ..exports.writers import ExportMeta
-from ..store import select
+from .codesystems import code_systems
+from .concepts import locate
 from .params import OperationInput, read_input
 from .resources import FHIRError
 
-#: a code is in the FHIR system of its code system, or for a modifier of its mc:modifierSystem (CPT for
-#: 59 and 95, HCPCS Level II for the others): never of the modifier list it is also in
-CODE_EXISTS = """
-PREFIX mc: <https://w3id.org/medcode/ontology#>
-PREFIX skos: <http://www.w3.org/2004/02/skos/core#>
-SELECT ?code ?system ?c WHERE {
-  ?c skos:notation ?code ; (skos:inScheme|mc:modifierSystem)/mc:fhirSystem ?fhir . FILTER(STR(?fhir) = ?system)
-} LIMIT 1
-"""
-SYSTEMS = """
-PREFIX mc: <https://w3id.org/medcode/ontology#>
-SELECT DISTINCT ?fhir WHERE { ?scheme a mc:CodeSystem ; mc:fhirSystem ?fhir }
-"""
 EXAMPLE = "?system=http://www.ama-assn.org/go/cpt&code=62362"
 
 
@@ -90,22 +78,15 @@ def read_request(map_name: str | None, meta: ExportMeta) -> Translation:
     return Translation(system, code, sought, maps, reverse)
 
 
-def known_systems() -> set[str]:
-    """The FHIR system URIs of the code systems in the graph (once per snapshot)."""
-    memo = snapshot_memo()
-    if "systems" not in memo:
-        memo["systems"] = {row["fhir"]["value"] for row in select(SYSTEMS)}
-    return memo["systems"]
-
-
 def check_known(ask: Translation) -> None:
-    """404 unless both systems are known and the code is in its system (values bound as RDF terms)."""
-    systems = known_systems()
+    """404 unless both systems are code systems of the graph (codesystems.py's one table of them) and the
+    code is in its system (a modifier in the system of its mc:modifierSystem, never the modifier list's)."""
+    systems = code_systems()
     for what, system in (("Code", ask.system), ("Target", ask.target)):
         if system and system not in systems:
             raise FHIRError(404, "not-found", f"{what} system '{system}' is not known here; known: "
                                               + ", ".join(sorted(systems)))
-    if not select(CODE_EXISTS, bindings={"code": ("literal", ask.code, None), "system": ("literal", ask.system, None)}):
+    if locate(systems[ask.system], ask.code) is None:
         raise FHIRError(404, "not-found", f"Code '{ask.code}' is not in code system {ask.system} here.")
 
 
