@@ -103,10 +103,11 @@ class Member:
 
 @dataclass(frozen=True)
 class Root:
-    """The code an isa value set is rooted at: its IRI, and whether it denotes a device."""
+    """The code an isa value set is rooted at: its IRI, whether it denotes a device, and its code."""
 
     iri: str
     device: bool
+    code: str
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def root(system: CodeSystem, code: str) -> Root:
     found = locate(system, code)
     if found is None:
         raise unknown_code(Coding(system.url, code), "url")
-    return Root(*found)
+    return Root(*found, code)
 
 
 def words(text: str) -> list[str]:

@@ -168,7 +168,11 @@ def _membership(verdict: Verdict, ask: Request, where: str) -> None:
     """An error issue when a code its system holds is outside an isa value set."""
     if verdict.concept is None or ask.root is None or verdict.system != ask.system:
         return
-    if not any(member.code == verdict.concept.code for member in subtree(ask)):
+    concept, root = verdict.concept, ask.root
+    # a hierarchy's subtree is the root and what has it as an ancestor ($lookup's facts say which): no query
+    inside = (concept.code == root.code or root.code in concept.ancestors if not root.device
+              else any(member.code == concept.code for member in subtree(ask)))
+    if not inside:
         verdict.issues.append(issue(
             "error", "code-invalid", f"The provided code '{ask.system.url}#{verdict.concept.code}' was not found in "
                                      f"the value set '{ask.url}'", "not-in-vs", f"{where}code"))
