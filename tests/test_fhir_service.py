@@ -37,8 +37,12 @@ def test_each_code_system_is_a_valid_codesystem(client, version):
         body = fhir(client.get(f"/fhir/CodeSystem/{resource_id}?fhir={version}"), version=version)
         found[body["url"]] = body
     assert set(found) == {ICD, CPT, HCPCS}
-    assert found[ICD]["content"] == "complete" and found[ICD]["hierarchyMeaning"] == "is-a"
-    assert "concept" not in found[ICD]
+    # the whole of ICD-10-CM is served, but its resource does not list the 98,186 codes: not-present, with
+    # their count (the whole-system expansion's total) and the value set of all of them
+    assert found[ICD]["content"] == "not-present" and found[ICD]["hierarchyMeaning"] == "is-a"
+    assert "concept" not in found[ICD] and found[ICD]["valueSet"] == f"{ICD}?fhir_vs"
+    every = fhir(client.get(f"/fhir/ValueSet/$expand?url={ICD}?fhir_vs&count=1"), version="r5")
+    assert found[ICD]["count"] == every["expansion"]["total"] > 98_000
     assert {p["code"] for p in found[ICD]["property"]} >= {"parent", "child", "notSelectable", "excludes1"}
     assert found[ICD]["identifier"] == [{"system": "urn:ietf:rfc:3986", "value": "urn:oid:2.16.840.1.113883.6.90"}]
     cpt = {c["code"] for c in found[CPT]["concept"]}
@@ -47,6 +51,45 @@ def test_each_code_system_is_a_valid_codesystem(client, version):
     assert {"62362", "59", "95"} <= cpt and not {"XU", "E0783"} & cpt  # modifiers under their own systems
     assert {"E0783", "XU", "KD"} <= hcpcs and not {"59", "62362"} & hcpcs
     assert found[CPT]["count"] == len(found[CPT]["concept"])
+
+
+def test_terminology_capabilities_say_the_service_holds_icd10cm_complete(client):
+    systems = {cs["uri"]: cs for cs in fhir(client.get("/fhir/metadata?mode=terminology"))["codeSystem"]}
+    assert systems[ICD]["content"] == "complete" and systems[CPT]["content"] == "fragment"
+
+
+SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED",
+             "display": "subsetted"}
+
+
+@pytest.mark.parametrize("version", ["r5", "r4b"])
+def test_summary_and_elements_subset_a_code_system(client, version):
+    whole = fhir(client.get(f"/fhir/CodeSystem/cpt?fhir={version}"), version=version)
+    summary = fhir(client.get(f"/fhir/CodeSystem/cpt?_summary=true&fhir={version}"), version=version)
+    assert "concept" not in summary and "description" not in summary and summary["count"] == whole["count"]
+    assert summary["meta"]["tag"] == [SUBSETTED] and summary["url"] == whole["url"]
+    picked = fhir(client.get(f"/fhir/CodeSystem/icd10cm?_elements=url,count&fhir={version}"), version=version)
+    assert set(picked) == {"resourceType", "id", "meta", "url", "count", "status", "content"}  # mandatory kept
+    text = fhir(client.get(f"/fhir/CodeSystem/hcpcs?_summary=text&fhir={version}"), version=version)
+    assert set(text) == {"resourceType", "id", "meta", "status", "content"}
+    assert fhir(client.get("/fhir/CodeSystem/cpt?_summary=false")) == whole
+    assert fhir(client.get("/fhir/CodeSystem/hcpcs?_elements=concept"))["concept"] == \
+        fhir(client.get("/fhir/CodeSystem/hcpcs"))["concept"]
+
+
+def test_summary_count_searches_only_count(client):
+    body = fhir(client.get("/fhir/CodeSystem?_summary=count"))
+    assert body["total"] == 3 and "entry" not in body
+    entries = fhir(client.get(f"/fhir/CodeSystem?url={CPT}&_summary=true"))["entry"]
+    assert [e["resource"]["meta"]["tag"] for e in entries] == [[SUBSETTED]] and "concept" not in entries[0]["resource"]
+
+
+@pytest.mark.parametrize("query, named", [("_summary=count", "_summary"), ("_summary=maybe", "_summary"),
+                                          ("_elements=url,$x", "_elements"), ("_elements=", "_elements"),
+                                          ("_summary=true&_elements=url", "_elements")])
+def test_a_bad_subset_is_a_400_naming_it(client, query, named):
+    body = fhir(client.get(f"/fhir/CodeSystem/cpt?{query}"), 400)
+    assert body["issue"][0]["expression"] == [named] and named in body["issue"][0]["details"]["text"]
 
 
 def test_search_by_url_is_a_searchset_of_one(client):

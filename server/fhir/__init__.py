@@ -25,7 +25,7 @@ from ..http.errors import HTTPError
 from . import codesystems
 from .lookup import lookup as run_lookup
 from .metadata import capability_statement, terminology_capabilities, versions
-from .resources import FHIR_JSON, ISSUES, FHIRError, outcome, resource
+from .resources import FHIR_JSON, ISSUES, FHIRError, Subset, outcome, resource, subset
 from .subsumes import subsumes as run_subsumes
 from .translate import check_known, find_matches, parameters, read_request
 from .validate import validate_code as run_validate_code
@@ -33,7 +33,7 @@ from .validate import validate_code as run_validate_code
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 bp.register_error_handler(HTTPError, outcome)
 OPERATIONS = ["GET", "POST"]
-SEARCH_CONTROLS = {"fhir", "_format"}
+SEARCH_CONTROLS = {"fhir", "_format", "_summary", "_elements"}
 
 
 @bp.errorhandler(HTTPException)
@@ -94,29 +94,40 @@ def fhir_versions() -> Response:
 
 @bp.route("/CodeSystem", methods=["GET"])
 def code_system_search() -> Response:
-    """Search the code systems by url (and version): a searchset Bundle, one entry per system."""
+    """Search the code systems by url (and version): a searchset Bundle, one entry per system (`_summary`,
+    `_elements` as for a read; `_summary=count`: the total only)."""
     unknown = sorted(set(request.args) - {"url", "version"} - SEARCH_CONTROLS)
     if unknown:
         raise FHIRError(400, "not-supported", f"Search parameter '{unknown[0]}' is not supported on CodeSystem; "
                                               "use url (and version).", None, unknown[0])
+    shape = subset(request.args, search=True)
     url, version = request.args.get("url"), request.args.get("version")
     found = [cs for cs in codesystems.code_systems().values()
              if (url is None or cs.url == url) and (version is None or cs.version == version)]
     base = request.url_root.rstrip("/") + "/fhir/CodeSystem/"
-    return _answer({"resourceType": "Bundle", "type": "searchset", "total": len(found),
-                    "link": [{"relation": "self", "url": request.url}],
-                    "entry": [{"fullUrl": base + cs.id, "resource": codesystems.resource(cs),
-                               "search": {"mode": "match"}} for cs in found]})
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(found),
+                              "link": [{"relation": "self", "url": request.url}]}
+    if shape.summary != "count":
+        bundle["entry"] = [{"fullUrl": base + cs.id, "resource": _code_system(cs, shape), "search": {"mode": "match"}}
+                           for cs in found]
+    return _answer(bundle)
 
 
 @bp.route("/CodeSystem/<resource_id>", methods=["GET"])
 def code_system_read(resource_id: str) -> Response:
-    """One code system as a CodeSystem resource."""
+    """One code system as a CodeSystem resource (`_summary` and `_elements` subset it)."""
+    shape = subset(request.args, search=False)
     system = codesystems.by_id(resource_id)
     if system is None:
         known = ", ".join(cs.id for cs in codesystems.code_systems().values())
         raise FHIRError(404, "not-found", f"No CodeSystem '{resource_id}' here; there are: {known}.")
-    return _answer(codesystems.resource(system))
+    return _answer(_code_system(system, shape))
+
+
+def _code_system(system: codesystems.CodeSystem, shape: Subset) -> dict[str, Any]:
+    """The CodeSystem resource with the elements asked for (a summary never reads a fragment's concepts)."""
+    listing = shape.elements is None and shape.summary in (None, "false", "data") or "concept" in (shape.elements or ())
+    return shape.apply(codesystems.resource(system, concepts=listing), codesystems.SUMMARY, codesystems.MANDATORY)
 
 
 @bp.route("/CodeSystem/$lookup", methods=OPERATIONS)

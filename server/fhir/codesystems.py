@@ -37,6 +37,20 @@ SELECT ?code (SAMPLE(?label) AS ?display) WHERE {
   OPTIONAL { ?c skos:prefLabel ?label }
 } GROUP BY ?code ORDER BY ?code
 """
+#: how many codes a system holds (the CodeSystem's `count` when its resource does not list them)
+COUNT = """
+PREFIX mc: <https://w3id.org/medcode/ontology#>
+PREFIX skos: <http://www.w3.org/2004/02/skos/core#>
+SELECT (COUNT(DISTINCT ?c) AS ?codes) WHERE {
+  ?c a mc:Code ; skos:notation ?code . { ?c skos:inScheme ?scheme } UNION { ?c mc:modifierSystem ?scheme }
+}
+"""
+#: the CodeSystem elements a `_summary=true` read keeps (FHIR's summary elements of CodeSystem that this
+#: service writes: not `description`, `concept`)
+SUMMARY = ("url", "identifier", "version", "name", "title", "status", "experimental", "caseSensitive", "valueSet",
+           "hierarchyMeaning", "content", "count", "property")
+#: what a CodeSystem must have, so `_elements` and `_summary=text` keep them
+MANDATORY = ("status", "content")
 #: the ICD-10-CM scheme (README vocabulary): complete when the whole release was imported
 ICD10CM_SCHEME = "https://w3id.org/medcode/id/icd10cm"
 YEAR = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2}(?![0-9])")
@@ -155,19 +169,40 @@ def _concepts(system: CodeSystem) -> list[dict[str, str]]:
             for r in rows]
 
 
-def resource(system: CodeSystem) -> dict[str, Any]:
-    """The CodeSystem resource; a fragment lists its concepts, the complete ICD-10-CM does not (98,000
-    codes: $lookup, $validate-code and $expand answer for them)."""
+def count(system: CodeSystem) -> int:
+    """How many codes the system holds, modifiers included (once per snapshot: the whole-system $expand's
+    total)."""
+    memo = snapshot_memo()
+    key = ("fhir-code-count", system.url)
+    if key not in memo:
+        rows = select(COUNT, bindings={"scheme": ("iri", system.scheme, None)})
+        memo[key] = int(rows[0]["codes"]["value"]) if rows else 0
+    return memo[key]
+
+
+def resource(system: CodeSystem, concepts: bool = True) -> dict[str, Any]:
+    """The CodeSystem resource. A fragment lists its concepts (`fragment`: the few the graph holds); the
+    complete ICD-10-CM does not list its 98,186 codes, so its resource says `not-present` (as HAPI FHIR's
+    loaded code systems do) with their `count` and the implicit value set of all of them: the concepts
+    are served by $lookup, $validate-code, $subsumes and $expand (paged), and TerminologyCapabilities
+    says the service holds the system `complete`. `concepts=False` leaves a fragment's list (for a
+    summary) out, its count still given."""
+    listed = system.content == "fragment"
     body: dict[str, Any] = {
         "resourceType": "CodeSystem", "id": system.id, "url": system.url, "version": system.version,
         "name": system.name, "title": system.title, "status": "active", "experimental": False,
-        "description": system.description, "caseSensitive": True, "content": system.content,
-        "property": properties(system)}
+        "description": system.description, "caseSensitive": True,
+        "content": "fragment" if listed else "not-present", "property": properties(system)}
     if system.oid:
         body["identifier"] = [{"system": "urn:ietf:rfc:3986", "value": f"urn:oid:{system.oid}"}]
     if system.hierarchical:
         body["hierarchyMeaning"] = "is-a"
-    if system.content == "fragment":
-        body["concept"] = _concepts(system)
-        body["count"] = len(body["concept"])
+    if listed:
+        listing = _concepts(system)
+        body["count"] = len(listing)
+        if concepts:
+            body["concept"] = listing
+    else:
+        body["valueSet"] = f"{system.url}?fhir_vs"
+        body["count"] = count(system)
     return body

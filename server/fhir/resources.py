@@ -9,6 +9,8 @@ http://hl7.org/fhir/tools/CodeSystem/tx-issue-type (invalid-code, invalid-displa
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Response
@@ -60,3 +62,58 @@ def outcome(exc: HTTPError) -> Response:
     else:
         found = issue("error", "transient" if status >= 500 else ISSUES.get(status, "processing"), str(exc))
     return resource({"resourceType": "OperationOutcome", "issue": [found]}, status)
+
+
+#: the tag of a resource answered with only some of its elements (FHIR search: `_summary`, `_elements`)
+SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED",
+             "display": "subsetted"}
+SUMMARY_MODES = ("true", "false", "text", "data", "count")
+ELEMENT = re.compile(r"[a-z][A-Za-z0-9]*")
+#: what every subset keeps
+BASE = ("resourceType", "id", "meta")
+
+
+@dataclass(frozen=True)
+class Subset:
+    """Which elements of a resource an answer holds: `_summary` (true, text, data, count; false: all) or
+    `_elements` (the listed top-level elements); each way the mandatory ones stay."""
+
+    summary: str | None = None
+    elements: tuple[str, ...] | None = None
+
+    def apply(self, body: dict[str, Any], summary: tuple[str, ...], mandatory: tuple[str, ...]) -> dict[str, Any]:
+        """The resource as asked: `summary` names its summary elements, `mandatory` those it must have."""
+        if self.elements is not None:
+            kept = set(self.elements) | set(mandatory)
+        elif self.summary in ("true", "count"):
+            kept = set(summary) | set(mandatory)
+        elif self.summary == "text":
+            kept = {"text", *mandatory}
+        else:  # false, data (this service writes no narrative) or nothing asked
+            return body
+        found = {key: value for key, value in body.items() if key in BASE or key in kept}
+        if found.keys() == body.keys():
+            return body
+        meta = dict(found.get("meta", {}))
+        meta["tag"] = [*meta.get("tag", []), SUBSETTED]
+        return {**found, "meta": meta}
+
+
+def subset(args: Any, search: bool) -> Subset:
+    """The `_summary` or `_elements` of a read or search (`args`: the query string); 400 naming a bad one."""
+    summary, elements = args.get("_summary"), args.get("_elements")
+    if summary is not None and elements is not None:
+        raise FHIRError(400, "invalid", "Parameters '_summary' and '_elements' may not be given together.",
+                        "invalid-data", "_elements")
+    if summary is not None and summary not in SUMMARY_MODES[:4] + (("count",) if search else ()):
+        modes = ", ".join(SUMMARY_MODES if search else SUMMARY_MODES[:4])
+        raise FHIRError(400, "invalid", f"Parameter '_summary' may be {modes}, not '{summary}'.", "invalid-data",
+                        "_summary")
+    if elements is None:
+        return Subset(summary)
+    names = tuple(name.strip() for name in elements.split(",") if name.strip())
+    bad = next((name for name in names if not ELEMENT.fullmatch(name)), None)
+    if bad is not None or not names:
+        raise FHIRError(400, "invalid", f"Parameter '_elements' lists top-level element names (such as "
+                                        f"url,version,count), not '{bad or elements}'.", "invalid-data", "_elements")
+    return Subset(None, names)
