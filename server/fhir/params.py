@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from flask import request
 
@@ -31,6 +33,7 @@ JSON_TYPES = ("application/fhir+json", "application/json")
 FORM_TYPE = "application/x-www-form-urlencoded"
 #: a value as given: (FHIR type or "text" for a query string or form, the value)
 Given = tuple[str, Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,46 @@ def _coding_text(name: str, text: str) -> Coding:
     if not code or (bar and not system):
         raise _invalid(name, "must be written system|code")
     return Coding(system.strip() or None, code.strip())
+
+
+def _boolean(name: str, given: Given) -> bool:
+    kind, value = given
+    if kind == "valueBoolean" and isinstance(value, bool):
+        return value
+    if kind == "text" and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise _invalid(name, "must be true or false")
+
+
+def _integer(name: str, given: Given, minimum: int) -> int:
+    kind, value = given
+    if kind == "text" and re.fullmatch(r"\s*-?[0-9]{1,9}\s*", value):
+        value = int(value)
+    elif kind != "valueInteger" or isinstance(value, bool) or not isinstance(value, int):
+        raise _invalid(name, "must be an integer")
+    if value < minimum:
+        raise _invalid(name, f"must be at least {minimum}")
+    return value
+
+
+def _as_coding(name: str, given: Given) -> Coding:
+    kind, value = given
+    if kind == "valueCoding":
+        return _coding(name, value)
+    if kind == "text":
+        return _coding_text(name, value)
+    raise _invalid(name, "must be a Coding")
+
+
+def _codings(name: str, given: Given) -> list[Coding]:
+    """A CodeableConcept's codings (at least one), or one `system|code` text."""
+    kind, value = given
+    if kind == "text":
+        return [_coding_text(name, value)]
+    codings = value.get("coding") if kind == "valueCodeableConcept" and isinstance(value, dict) else None
+    if not isinstance(codings, list) or not codings:
+        raise _invalid(name, "must be a CodeableConcept with at least one coding")
+    return [_coding(name, coding) for coding in codings]
 
 
 def _entries(body: Any) -> list[tuple[str, Given]]:
@@ -134,22 +177,19 @@ class OperationInput:
         if any(len(values) > 1 for values in self.given.values()):
             raise FHIRError(400, "invalid", "Each parameter may be given once.")
 
-    def _one(self, names: tuple[str, ...]) -> tuple[str, Given] | None:
-        """(name, value) of the first of `names` given; 400 when it is given twice."""
+    def _one(self, names: tuple[str, ...], read: Callable[[str, Given], T]) -> T | None:
+        """`read` (name, value) of the first of `names` given; None when none is; 400 when it is given twice."""
         for name in names:
             values = self.given.get(name)
             if values:
                 if len(values) > 1:
                     raise _invalid(name, "may be given once")
-                return name, values[0]
+                return read(name, values[0])
         return None
 
     def text(self, *names: str) -> str | None:
         """A code, URI or string, stripped; None when absent."""
-        found = self._one(names)
-        if found is None:
-            return None
-        return _text(*found)
+        return self._one(names, _text)
 
     def texts(self, *names: str) -> list[str]:
         """Every value of a repeatable text parameter (e.g. `property`)."""
@@ -157,54 +197,19 @@ class OperationInput:
 
     def boolean(self, *names: str) -> bool | None:
         """true or false; None when absent."""
-        found = self._one(names)
-        if found is None:
-            return None
-        name, (kind, value) = found
-        if kind == "valueBoolean" and isinstance(value, bool):
-            return value
-        if kind == "text" and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-        raise _invalid(name, "must be true or false")
+        return self._one(names, _boolean)
 
     def integer(self, *names: str, minimum: int = 0) -> int | None:
         """A whole number of at least `minimum`; None when absent."""
-        found = self._one(names)
-        if found is None:
-            return None
-        name, (kind, value) = found
-        if kind == "text" and re.fullmatch(r"\s*-?[0-9]{1,9}\s*", value):
-            value = int(value)
-        elif kind != "valueInteger" or isinstance(value, bool) or not isinstance(value, int):
-            raise _invalid(name, "must be an integer")
-        if value < minimum:
-            raise _invalid(name, f"must be at least {minimum}")
-        return value
+        return self._one(names, partial(_integer, minimum=minimum))
 
     def coding(self, *names: str) -> Coding | None:
         """A Coding (valueCoding, or `system|code` text); None when absent."""
-        found = self._one(names)
-        if found is None:
-            return None
-        name, (kind, value) = found
-        if kind == "valueCoding":
-            return _coding(name, value)
-        if kind == "text":
-            return _coding_text(name, value)
-        raise _invalid(name, "must be a Coding")
+        return self._one(names, _as_coding)
 
     def codeable_concept(self, *names: str) -> list[Coding] | None:
         """The codings of a CodeableConcept (at least one); None when absent."""
-        found = self._one(names)
-        if found is None:
-            return None
-        name, (kind, value) = found
-        if kind == "text":
-            return [_coding_text(name, value)]
-        codings = value.get("coding") if kind == "valueCodeableConcept" and isinstance(value, dict) else None
-        if not isinstance(codings, list) or not codings:
-            raise _invalid(name, "must be a CodeableConcept with at least one coding")
-        return [_coding(name, coding) for coding in codings]
+        return self._one(names, _codings)
 
 
 def asked_coding(given: OperationInput, code: tuple[str, ...] = ("code",), system: tuple[str, ...] = ("system",),
