@@ -13,6 +13,7 @@ from fhir.resources.valueset import ValueSet
 
 from kg.contract import PREFIXES
 from server import create_app
+from server.search.lifecycle import get_index
 
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
 CPT = "http://www.ama-assn.org/go/cpt"
@@ -70,6 +71,29 @@ def test_pages_of_the_whole_system_join_up(client):
     assert len(codes(tail)) == 2 and tail["total"] == total
     beyond = expand(client, url=url, offset=total + 5, count=10)
     assert "contains" not in beyond and beyond["total"] == total
+
+
+def test_a_page_says_which_codes_may_not_be_billed_as_the_graph_does(client, store):
+    """`abstract` (from the snapshot's set of non-billable codes, no query) and the notSelectable property (a
+    query over the page's codes) agree with mc:billable, page by page; the order is the search index's."""
+    url = f"{ICD}?fhir_vs"
+    page = expand(client, url=url, offset=20_000, count=MAX_EXPANSION, property="notSelectable")
+    plain = expand(client, url=url, offset=20_000, count=MAX_EXPANSION)
+    assert codes(page) == codes(plain) and len(codes(page)) == MAX_EXPANSION
+    values = " ".join(json.dumps(code) for code in codes(page))
+    billable = {row["code"].value: row["billable"].value == "true" for row in store.query(
+        "SELECT ?code ?billable WHERE { VALUES ?code { " + values + " } ?c skos:notation ?code ; "
+        "skos:inScheme <https://w3id.org/medcode/id/icd10cm> ; mc:billable ?billable }",
+        prefixes=PREFIXES, use_default_graph_as_union=True)}
+    assert len(billable) == MAX_EXPANSION and not all(billable.values()) and any(billable.values())
+    for entry, bare in zip(page["contains"], plain["contains"], strict=True):
+        assert entry.get("abstract", False) == bare.get("abstract", False) == (not billable[entry["code"]])
+        assert entry["property"] == [{"code": "notSelectable", "valueBoolean": not billable[entry["code"]]}]
+    with client.application.app_context():  # the app's own index: the memoised order is its SQL order
+        order = [code for (code,) in get_index().db.execute(
+            "SELECT notation FROM codes WHERE system = 'icd10cm' ORDER BY length(key), key, tie "
+            "LIMIT 1000 OFFSET 20000")]
+    assert codes(plain) == order
 
 
 def test_totals_agree_with_the_graph(client, store):
