@@ -32,11 +32,12 @@ GETTERS = (cm.get_inclusion_term, cm.get_includes, cm.get_excludes1, cm.get_excl
 TEXT_GETTERS = (cm.get_code_first, cm.get_use_additional_code, cm.get_code_also, cm.get_notes, cm.get_seven_chr_note)
 
 
-def package_state() -> dict[str, tuple]:
-    """Each category and subcategory of the release the package has loaded: label, leaf, notes (public API)."""
+def package_state(only: set[str] | None = None) -> dict[str, tuple]:
+    """Each category and subcategory of the release the package has loaded (of `only`, when given): label, leaf,
+    notes (public API)."""
     state = {}
     for code in dict.fromkeys(cm.get_all_codes(True)):
-        if cm.is_category(code) or cm.is_subcategory(code):
+        if (only is None or code in only) and (cm.is_category(code) or cm.is_subcategory(code)):
             notes = () if cm.is_extended_subcategory(code) else (
                 tuple(tuple(g(code)) for g in GETTERS) + tuple(g(code, False) for g in TEXT_GETTERS))
             state[code] = (cm.get_description(code), cm.is_leaf(code), notes)
@@ -77,8 +78,8 @@ def states(history_data: Path) -> dict[str, dict[str, tuple]]:
     """The fixture releases and the installed one, cut as the build cuts them: the items it imported, and the codes
     of their categories that the installed release no longer holds."""
     items = set(read_meta(current_snapshot(history_data))["icd10cm_items"])
-    now = package_state()
-    current = {c: s for c, s in now.items() if c in items}
+    now = set(cm.get_all_codes(True))
+    current = package_state(items)
     categories = {c[:3] for c in current}
 
     def cut(state: dict[str, tuple]) -> dict[str, tuple]:
