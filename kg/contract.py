@@ -10,8 +10,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from datetime import date
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import pyoxigraph as ox
 
@@ -32,7 +33,8 @@ __all__ = [
     "CURRENT", "DCTERMS", "DUMP_FILE", "ENGINE_SCHEME", "GRAPH_ASSERTED", "GRAPH_DERIVATIONS", "GRAPH_INFERRED",
     "GRAPH_META", "ID_BASE", "INFERENCE_GRAPHS", "LOCAL_GRAPHS", "MC", "META_FILE", "ONTOLOGY_IRI", "PIN_FILE",
     "PREFIXES", "QUERIES_DIR", "SEARCH_INDEX",
-    "STORE_DIR", "current_snapshot", "default_data_dir", "engine_message", "engine_url", "is_pinned", "open_store",
+    "STORE_DIR", "DatedState", "current_snapshot", "dated_graphs", "dated_state", "first_dated",
+    "default_data_dir", "engine_message", "engine_url", "is_pinned", "open_store",
     "pin", "read_meta", "verify_snapshot",
 ]
 
@@ -50,6 +52,8 @@ INFERENCE_GRAPHS = {
 }
 #: every graph a query may name (FROM, FROM NAMED, GRAPH): the two above and the derivations graph
 LOCAL_GRAPHS = [*INFERENCE_GRAPHS["all"], str(GRAPH_DERIVATIONS)]
+#: meta.json's key for the graphs of each ICD-10-CM release's state: {notation: {effective, asserted, inferred}}
+DATED = "icd10cm_dated"
 ENGINE_SCHEME = "sparql+"  # MEDCODE_STORE=sparql+http://host:port/sparql names a remote engine
 
 
@@ -124,6 +128,41 @@ def is_pinned(snapshot: Path) -> bool:
     except FileNotFoundError:
         return False
     return False
+
+
+class DatedState(NamedTuple):
+    """The state of the graph on a date: the ICD-10-CM release in force (notation, the date it took effect) and the
+    default graph a query sees then (for the `inference=` choice asked)."""
+
+    release: str
+    effective: str
+    graphs: list[str]
+
+
+def dated_state(meta: dict[str, Any], when: date, inference: str = "all") -> DatedState | None:
+    """The state on `when`: that of the latest release held that took effect on or before it (a later date: the
+    current state, whose graphs are INFERENCE_GRAPHS'); None before the first release held. A snapshot built
+    before dated graphs existed holds only the current state."""
+    held = sorted(meta.get(DATED, {}).items(), key=lambda item: item[1]["effective"])
+    if not held:
+        return DatedState("", "", INFERENCE_GRAPHS[inference])
+    earlier = [(notation, state) for notation, state in held if date.fromisoformat(state["effective"]) <= when]
+    if not earlier:
+        return None
+    notation, state = earlier[-1]
+    parts = ("asserted", "inferred") if inference == "all" else (inference,)
+    return DatedState(notation, state["effective"], list(dict.fromkeys(g for part in parts for g in state[part])))
+
+
+def first_dated(meta: dict[str, Any]) -> tuple[str, str] | None:
+    """The first release held: (notation, the date it took effect), or None."""
+    held = sorted(((s["effective"], n) for n, s in meta.get(DATED, {}).items()))
+    return (held[0][1], held[0][0]) if held else None
+
+
+def dated_graphs(meta: dict[str, Any]) -> set[str]:
+    """Every graph of a dated state (which FROM, GRAPH and default-graph-uri may name, as the local graphs)."""
+    return {g for state in meta.get(DATED, {}).values() for part in ("asserted", "inferred") for g in state[part]}
 
 
 def engine_url(location: str) -> str:

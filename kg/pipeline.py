@@ -27,7 +27,7 @@ from typing import Any
 
 from rdflib.namespace import RDF, SKOS
 
-from .contract import SEARCH_INDEX, read_meta
+from .contract import INFERENCE_GRAPHS, SEARCH_INDEX, read_meta
 from .curated import Curation, SourceSet, build_curated
 from .derivation_graph import derivations
 from .icd10cm import check_references, icd_triples, selection
@@ -37,6 +37,7 @@ from .ncci import Tables, describe, ncci_triples, pair_key_triples, read_ncci
 from .ontology import load_ontology
 from .reasoning import infer_partitioned
 from .release_files import fetch, release_files
+from .release_graphs import dated_graphs, dated_meta
 from .releases import History, read_history
 from .search_index import rows_from_triples, write_rows
 from .snapshot import SnapshotWriter, build_lock, publish
@@ -117,7 +118,7 @@ def build(data_dir: Path, *, sources: Path | SourceSet = SOURCES_DIR, icd10cm: s
     into it with pip), compared with the installed one into each code's history; None: the installed one only.
     """
     started = time.perf_counter()
-    steps = _Steps(echo, 9 if ncci is None else 10)
+    steps = _Steps(echo, 10 if ncci is None else 11)
     with _collector_paused():
         curation = steps.run("Reading curated sources", lambda: build_curated(sources),
                              lambda c: f"{len(c.codes)} codes, {len(c.graph)} triples")
@@ -170,6 +171,7 @@ def _build(data_dir: Path, curation: Curation, tables: Tables | None, only: set[
             "icd10cm_items": ALL_ICD10CM if only is None else sorted(only),
             "icd10cm_releases": [r.notation for r in history.releases],
             "icd10cm_releases_skipped": history.skipped,
+            "icd10cm_dated": dated_meta(history, {part: INFERENCE_GRAPHS[part] for part in ("asserted", "inferred")}),
             "versions": {pkg: version(pkg) for pkg in ("rdflib", "owlrl", "reasonable", "pyoxigraph", "pyshacl")},
             "python": platform.python_version(),
             **({} if tables is None else {"ncci": describe(tables)}),
@@ -206,6 +208,11 @@ def _write_graphs(writer: SnapshotWriter, curation: Curation, tables: Tables | N
                          lambda: _reason(curation, core, icd, asserted, engine, steps.echo),
                          lambda t: f"{len(t)} new triples")
     writer.add(str(GRAPH_INFERRED), inferred)
+    dated = steps.run("Dating the ICD-10-CM facts (the graphs of each earlier release's state)",
+                      lambda: dated_graphs(history, core, [*core, *icd], inferred, engine, steps.echo),
+                      lambda found: ", ".join(f"{g.rsplit('/', 1)[1]} {len(t):,}" for g, t in found.items()))
+    for graph, triples in dated.items():
+        writer.add(graph, triples)
     why, unexplained = steps.run("Recording why each inferred triple holds (OWL 2 RL rule instances)",
                                  lambda: derivations(asserted, inferred, load_ontology()),
                                  lambda found: f"{len(inferred) - len(found[1])} of {len(inferred)} explained")

@@ -18,7 +18,7 @@ import contextlib
 import copy
 import functools
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import NamedTuple
@@ -26,7 +26,7 @@ from typing import NamedTuple
 from rdflib import Literal, URIRef
 from rdflib.namespace import RDF, RDFS, SKOS, XSD
 
-from .icd10cm import NOTE_KINDS, SCHEME
+from .icd10cm import NOTE_KINDS, SCHEME, icd_triples
 from .namespaces import DCTERMS, ID, ID_BASE, MC
 
 Triple = tuple[URIRef, URIRef, object]
@@ -179,14 +179,29 @@ def _replacements(code: str, added: list[tuple[str, State]], after: dict[str, St
                   and (seventh is None or (len(c.replace(".", "")) == 7 and c[-1] == seventh)))
 
 
+@dataclass(frozen=True)
+class Volatile:
+    """What an earlier release says differently from the current one: the codes whose state or parent differ, or
+    that only one of the two holds (`codes`), those of them it holds (`held`), and its ICD-10-CM triples about
+    them, their ancestors and their descendants (the premises of their closure: kg.release_graphs)."""
+
+    release: Release
+    codes: frozenset[str]
+    held: frozenset[str]
+    triples: tuple[Triple, ...]
+
+
 @dataclass
 class History:
     """The releases read (oldest first) and each one's codes with their states; `skipped` says which known
-    releases were not available."""
+    releases were not available; `volatile`, for each earlier release, what it says differently, and `now` the
+    current release's ICD-10-CM triples about the codes any of them names."""
 
     releases: list[Release]
     states: list[dict[str, State]]
     skipped: list[str]
+    volatile: list[Volatile] = field(default_factory=list)
+    now: tuple[Triple, ...] = ()
 
     def triples(self) -> Iterator[Triple]:
         """The releases, each code's membership, every change between consecutive releases, and the codes the
@@ -276,20 +291,78 @@ def _deleted(code: str, state: State) -> Iterator[Triple]:
     yield iri, MC.formerlyInScheme, SCHEME
 
 
+def release_parents() -> dict[str, str]:
+    """Each category's and subcategory's parent in the release the package has loaded (a block, or a code)."""
+    parents: dict[str, str] = {}
+    stack = list(_package()._chapter_list)
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.type not in ("chapter", "section") and node.parent is not None:
+            parents.setdefault(node.name, node.parent.name)
+    return parents
+
+
+ICD_PREFIX = f"{ID_BASE}icd10cm/"
+
+
+def owner(iri: object) -> str | None:
+    """The ICD-10-CM item an IRI belongs to: a code (the code, its notes, its change records), or `chapter/N`,
+    `block/X`; None for any other term."""
+    if not isinstance(iri, str) or not iri.startswith(ICD_PREFIX):
+        return None
+    parts = iri[len(ICD_PREFIX):].split("/", 2)
+    return f"{parts[0]}/{parts[1]}" if parts[0] in ("chapter", "block") and len(parts) > 1 else parts[0]
+
+
+def _premises(held: set[str], universe: set[str], release: Release) -> tuple[Triple, ...]:
+    """The loaded release's ICD-10-CM triples about the codes `held`, their ancestors and their descendants (those
+    in `universe`, the build's codes), with their notes' sources named after `release`."""
+    from .icd10cm import Resolver, _cm
+
+    cm = _cm()
+    items = set(held)
+    for code in held:
+        items.update(cm.get_ancestors(code))
+        items.update(d for d in cm.get_descendants(code) if d in universe)
+    names, named = Resolver(cm), set()
+    for code in held:  # the items their notes name: the import links a note only to items it imports
+        if not cm.is_extended_subcategory(code):
+            for _, _, lines in NOTE_KINDS:
+                for line in lines(cm, code, False):
+                    named.update(names.items_named(line))
+    keys = {key for item in items for key in (item, f"chapter/{item}", f"block/{item}")}
+    source, now = ID[f"source/{release.source}"], ID[f"source/{CURRENT.source}"]
+    return tuple((s, p, source if o == now else o) for s, p, o in icd_triples(items | named) if owner(s) in keys)
+
+
+def _volatile(release: Release, state: dict[str, State], parents: dict[str, str], current: dict[str, State],
+              current_parents: dict[str, str]) -> Volatile:
+    codes = {c for c in set(state) | set(current)
+             if (state.get(c), parents.get(c)) != (current.get(c), current_parents.get(c))}
+    held = codes & set(state)
+    return Volatile(release, frozenset(codes), frozenset(held), _premises(held, set(state) | set(current), release))
+
+
 def read_history(files: Iterable[tuple[Release, Path, Path]], only: set[str] | None,
                  skipped: Iterable[str] = ()) -> History:
     """Each earlier release's codes (those named in `only`, and the ones in the same categories that the current
-    release no longer holds), then the current release's."""
+    release no longer holds), then the current release's; and what each earlier release says differently."""
     current = release_state(only)
+    current_parents = release_parents()
     # a partial build keeps, of an earlier release, its codes and those of the same categories since deleted
     keep = None if only is None else (set(current), {code[:3] for code in current}, set(release_state()))
-    releases, states = [], []
+    releases, states, volatile = [], [], []
     for release, code_list, tabular in sorted(files, key=lambda f: f[0].effective):
         with loaded(code_list, tabular):
             state = release_state()
-        if keep is not None:
-            named, categories, everything = keep
-            state = {c: s for c, s in state.items() if c in named or (c[:3] in categories and c not in everything)}
+            if keep is not None:
+                named, categories, everything = keep
+                state = {c: s for c, s in state.items()
+                         if c in named or (c[:3] in categories and c not in everything)}
+            volatile.append(_volatile(release, state, release_parents(), current, current_parents))
         releases.append(release)
         states.append(state)
-    return History([*releases, CURRENT], [*states, current], list(skipped))
+    changed = set().union(*(v.codes for v in volatile)) & set(current)
+    now = _premises(changed, set(current), CURRENT) if changed else ()
+    return History([*releases, CURRENT], [*states, current], list(skipped), volatile, now)

@@ -10,7 +10,7 @@ from ..http.errors import HTTPError
 from ..http.formats import GRAPH_FORMATS, RESULT_FORMATS
 from ..http.guard import Refused, inspect
 from ..http.representations import negotiate_or_fail
-from ..store import INFERENCE_GRAPHS, Store, get_store
+from ..store import INFERENCE_GRAPHS, Store, get_store, parse_as_of, state_on
 from .service_description import service_description
 
 bp = Blueprint("sparql", __name__, template_folder="templates")
@@ -23,7 +23,7 @@ def _query_ui() -> dict[str, Any]:
 
     return {"query_ui": query_ui_config}
 
-SINGLE = ("query", "update", "inference")
+SINGLE = ("query", "update", "inference", "as_of")
 SD_FORMATS = GRAPH_FORMATS[:4]
 #: the Content-Type of each answer format (SPARQL JSON results are UTF-8 by definition: no charset)
 CONTENT_TYPES = {fmt: fmt.media_type + ("" if fmt.name == "json" and fmt.media_type.endswith("json")
@@ -89,8 +89,11 @@ def _params() -> tuple[dict[str, str], dict[str, list[str]], str | None]:
     return single, graphs, single.get("query")
 
 
-def _dataset(store: Store, single: dict[str, str], graphs: dict[str, list[str]]
-             ) -> tuple[list[str] | None, list[str] | None]:
+def _dataset(store: Store, single: dict[str, str], graphs: dict[str, list[str]], own_dataset: bool
+             ) -> tuple[list[str] | None, list[str] | None, str]:
+    """The default and named graphs (None: the query's own FROM clauses) and the ICD-10-CM release in force on
+    `as_of` ('' without it). `as_of` selects the dataset itself: with FROM, FROM NAMED, default-graph-uri or
+    named-graph-uri it is a 400, since the two would contradict each other."""
     for name, iris in graphs.items():
         for iri in iris:
             if iri not in store.graphs:
@@ -99,9 +102,17 @@ def _dataset(store: Store, single: dict[str, str], graphs: dict[str, list[str]]
     inference = single.get("inference", "all")
     if inference not in INFERENCE_GRAPHS:
         raise HTTPError(400, "inference must be one of: " + ", ".join(INFERENCE_GRAPHS))
-    default = graphs["default-graph-uri"] or INFERENCE_GRAPHS[inference]
-    named = graphs["named-graph-uri"] or None
-    return default, named
+    when = parse_as_of([single["as_of"]] if "as_of" in single else [])
+    if when is not None:
+        given = [name for name, iris in graphs.items() if iris] + (["FROM / FROM NAMED"] if own_dataset else [])
+        if given:
+            raise HTTPError(400, f"as_of selects the dataset (the graphs of that date's state); it cannot be "
+                                 f"combined with {', '.join(given)}.")
+        state = state_on(store.meta, when, inference)
+        return state.graphs, state.graphs, state.release
+    if own_dataset:
+        return None, None, ""  # the query's own FROM clauses (local graphs only) define its dataset
+    return graphs["default-graph-uri"] or INFERENCE_GRAPHS[inference], graphs["named-graph-uri"] or None, ""
 
 
 @bp.route("/sparql", methods=["GET", "POST"])
@@ -142,10 +153,12 @@ def _run(query: str, single: dict[str, str], graphs: dict[str, list[str]]) -> Re
         raise HTTPError(400, str(exc)) from exc
     formats = RESULT_FORMATS if inspection.form in ("SELECT", "ASK") else GRAPH_FORMATS
     fmt = negotiate_or_fail(formats, single.get("format"))
-    default, named = _dataset(store, single, graphs)
-    if inspection.from_graphs or inspection.from_named_graphs:
-        default, named = None, None  # the query's own FROM clauses (local graphs only) define its dataset
+    default, named, release = _dataset(store, single, graphs,
+                                       bool(inspection.from_graphs or inspection.from_named_graphs))
     config = current_app.config
     payload = store.query(query, fmt=fmt.name, limit=config["MAX_RESULTS"], timeout=config["QUERY_TIMEOUT"],
                           default_graph=default, named_graphs=named)
-    return Response(payload, content_type=CONTENT_TYPES[fmt], headers={"Vary": "Accept"})
+    headers = {"Vary": "Accept"}
+    if release:
+        headers["ICD10CM-Release"] = release  # the release in force on as_of, whose state answered
+    return Response(payload, content_type=CONTENT_TYPES[fmt], headers=headers)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,12 @@ from kg.contract import INFERENCE_GRAPHS, default_data_dir
 
 from .base import QueryError, SnapshotMissing, Store
 from .cache import AnswerCache
+from .dated import parse_as_of, state_on
 from .embedded import EmbeddedStore
 from .remote import RemoteStore, is_remote
 
 __all__ = ["INFERENCE_GRAPHS", "EmbeddedStore", "QueryError", "RemoteStore", "SnapshotMissing", "Store",
-           "get_store", "init_app", "open_store", "run_query", "select"]
+           "get_store", "init_app", "open_store", "parse_as_of", "run_query", "select", "state_on"]
 
 EXTENSION = "medcode.store"
 
@@ -52,19 +54,24 @@ def get_store() -> Store:
 
 
 def run_query(query: str, *, fmt: str, graphs: str = "all", named: str | list[str] | None = "all",
-              bindings: dict[str, tuple] | None = None, bulk: bool = False) -> bytes:
+              bindings: dict[str, tuple] | None = None, bulk: bool = False, as_of: date | None = None) -> bytes:
     """A surface's own query through the app's store, under the app's limits.
 
     `graphs`/`named` pick the default and named graphs by `inference=` name (`named` may also list graph
-    IRIs, such as the derivations graph); `bulk` uses the export limits (rows, time) instead of the
+    IRIs, such as the derivations graph); `as_of` reads the state of that date instead (its graphs for the
+    `graphs` choice, as default and named graphs); `bulk` uses the export limits (rows, time) instead of the
     interactive ones.
     """
     cfg = current_app.config
-    return get_store().query(
+    store = get_store()
+    default = INFERENCE_GRAPHS[graphs] if as_of is None else state_on(store.meta, as_of, graphs).graphs
+    if as_of is not None:
+        named = default
+    return store.query(
         query, fmt=fmt, bindings=bindings,
         limit=cfg["EXPORT_MAX_ROWS"] if bulk else cfg["MAX_RESULTS"],
         timeout=cfg["EXPORT_TIMEOUT"] if bulk else cfg["QUERY_TIMEOUT"],
-        default_graph=INFERENCE_GRAPHS[graphs],
+        default_graph=default,
         named_graphs=(INFERENCE_GRAPHS[named] if isinstance(named, str) else list(named)) if named else None)
 
 

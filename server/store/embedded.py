@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kg.contract import LOCAL_GRAPHS, PREFIXES, current_snapshot, open_store, pin, read_meta
+from kg.contract import LOCAL_GRAPHS, PREFIXES, current_snapshot, dated_graphs, open_store, pin, read_meta
 
 from ..named_queries import bind_values
 from . import query_worker
@@ -40,7 +40,7 @@ class EmbeddedStore:
         self.snapshot = snapshot
         self.meta: dict[str, Any] = read_meta(snapshot)
         self.etag = self.meta["snapshot"]
-        self.graphs = set(LOCAL_GRAPHS)
+        self.graphs = set(LOCAL_GRAPHS) | dated_graphs(self.meta)  # the graphs a query may name
         self.prefixes = dict(PREFIXES)
         self._pin = pin(snapshot)
         self._store = open_store(snapshot)

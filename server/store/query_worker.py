@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pyoxigraph as ox
 
+from kg.contract import LOCAL_GRAPHS
+
 from ..http.results import TooManyResults, write_boolean, write_solutions, write_triples
 
 
@@ -12,12 +14,18 @@ def _graphs(names):
 
 
 def run(store: ox.Store, request: dict) -> tuple[str, object]:
-    """('ok', bytes) | ('syntax', message) | ('limit', message) | ('error', message)."""
+    """('ok', bytes) | ('syntax', message) | ('limit', message) | ('error', message).
+
+    A query given a default graph but no named graphs sees the local graphs as named graphs (GRAPH ?g), not the
+    graphs of the dated states, which only `as_of` (or naming them) reaches."""
+    named = request.get("named_graphs")
+    if named is None and request.get("default_graph") is not None:
+        named = LOCAL_GRAPHS
     try:
         result = store.query(
             request["query"],
             default_graph=_graphs(request.get("default_graph")),
-            named_graphs=_graphs(request.get("named_graphs")),
+            named_graphs=_graphs(named),
             prefixes=request.get("prefixes") or None,
         )
         fmt, limit = request["format"], request["limit"]

@@ -25,7 +25,15 @@ from typing import Any
 import pyoxigraph as ox
 import requests
 
-from kg.contract import ENGINE_SCHEME, GRAPH_META, LOCAL_GRAPHS, PREFIXES, engine_message, engine_url
+from kg.contract import (
+    ENGINE_SCHEME,
+    GRAPH_META,
+    LOCAL_GRAPHS,
+    PREFIXES,
+    dated_graphs,
+    engine_message,
+    engine_url,
+)
 
 from ..http.guard import TOKENS
 from ..http.results import TooManyResults, limited, write_boolean, write_solutions, write_triples
@@ -182,9 +190,9 @@ class RemoteStore:
         self.connect_timeout = connect_timeout
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "medcode-kg"
-        self.graphs = set(LOCAL_GRAPHS)
         self.prefixes = dict(PREFIXES)
         self._meta: dict[str, Any] = self._read_meta()
+        self.graphs = set(LOCAL_GRAPHS) | dated_graphs(self._meta)
         self._meta_read = time.monotonic()
 
     def _read_meta(self) -> dict[str, Any]:
@@ -202,6 +210,7 @@ class RemoteStore:
             self._meta_read = time.monotonic()
             try:
                 self._meta = self._read_meta()
+                self.graphs = set(LOCAL_GRAPHS) | dated_graphs(self._meta)
             except (QueryError, SnapshotMissing, ValueError, KeyError):
                 pass  # keep serving under the last known snapshot id; the queries themselves report errors
         return self._meta
@@ -260,7 +269,7 @@ class RemoteStore:
         text = bind_values(query, bindings or {})
         form = _query_form(text, default_graph, named_graphs, self.prefixes)
         if default_graph is not None and named_graphs is None:
-            named_graphs = sorted(self.graphs)  # GRAPH ?g sees the medcode graphs only, as embedded
+            named_graphs = sorted(LOCAL_GRAPHS)  # GRAPH ?g sees the medcode graphs only, as embedded
         text = with_prefixes(text, self.prefixes)
         csv_rows = form == "solutions" and fmt == "csv" and text.isascii()
         accept = {"graph": "application/n-triples", "boolean": "application/sparql-results+json"}.get(
