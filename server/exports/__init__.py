@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,9 @@ from flask.blueprints import BlueprintSetupState
 from ..http.errors import HTTPError
 from ..http.formats import Format
 from ..http.representations import choose, represent
-from ..store import get_store
+from ..store import get_store, parse_as_of
 from .crosswalks import CROSSWALKS, Crosswalk, load_crosswalks
-from .run import export_meta, row_count, run_crosswalk, snapshot_memo, translate_rows
+from .run import export_meta, release_on, row_count, run_crosswalk, snapshot_memo, translate_rows
 from .writers import FORMATS, export_text
 from .writers.fhir import FHIR_VERSIONS, RELATIONSHIPS, SYMMETRIC
 
@@ -56,10 +57,11 @@ def requested_fhir_version() -> str:
     raise HTTPError(400, f"FHIR version '{value}' is not served here: r5 (default) or r4b")
 
 
-def stream(xw: Crosswalk, ext: str, fhir: str = "r5") -> Response:
-    """The export streamed in format `ext`; the query runs first, so a failure is an error answer, not a cut stream."""
+def stream(xw: Crosswalk, ext: str, fhir: str = "r5", as_of: date | None = None) -> Response:
+    """The export streamed in format `ext` (of the state on `as_of`, when given); the query runs first, so a failure
+    is an error answer, not a cut stream."""
     fmt = FORMATS[ext]
-    chunks = export_text(xw, fmt, run_crosswalk(xw), export_meta(), fhir)
+    chunks = export_text(xw, fmt, run_crosswalk(xw, as_of=as_of), export_meta(as_of), fhir)
     media_type = fmt.media_type + (f"; fhirVersion={FHIR_VERSIONS[fhir]}" if ext == "fhir.json" else "")
     return Response(stream_with_context(c.encode("utf-8") for c in chunks), content_type=media_type)
 
@@ -121,12 +123,18 @@ def download(filename: str) -> Response:
         raise HTTPError(406, f"{xw.name} is a {xw.kind} and is not available as {FORMATS[ext].label}; "
                              f"available: {', '.join(f'{xw.name}.{e}' for e in xw.formats)}")
     fhir = requested_fhir_version() if ext == "fhir.json" else "r5"
-    etag = f"{get_store().etag}-{xw.name}-{ext}" + (f"-{fhir}" if ext == "fhir.json" else "")
+    as_of = parse_as_of(request.args.getlist("as_of"))
+    release = release_on(as_of) if as_of else ""
+    etag = (f"{get_store().etag}-{xw.name}-{ext}" + (f"-{fhir}" if ext == "fhir.json" else "")
+            + (f"-icd10cm-{release}" if release else ""))
     if etag in request.if_none_match:
         response = Response(status=304)
     else:
-        response = stream(xw, ext, fhir)
-        response.headers["Content-Disposition"] = f'inline; filename="{xw.name}.{ext}"'
+        response = stream(xw, ext, fhir, as_of)
+        name = f"{xw.name}-icd10cm-{release}" if release else xw.name
+        response.headers["Content-Disposition"] = f'inline; filename="{name}.{ext}"'
     response.set_etag(etag)
     response.headers["Vary"] = "Accept"
+    if release:
+        response.headers["ICD10CM-Release"] = release  # the release in force on as_of, whose state was exported
     return response

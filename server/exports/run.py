@@ -7,32 +7,45 @@ The query runs like any named query (a worker process with a time limit) under t
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+from datetime import date
 from typing import Any
 
 from flask import current_app
 
 from ..http.errors import HTTPError
-from ..store import QueryError, get_store, run_query
+from ..store import QueryError, get_store, run_query, state_on
 from .crosswalks import CROSSWALKS, Crosswalk
 from .writers import ExportMeta
 
 MEMO = "medcode.exports"  # app.extensions key: (snapshot id, memo)
 
 
-def run_crosswalk(xw: Crosswalk, text: str | None = None) -> bytes:
-    """The SPARQL CSV answer of the crosswalk's query (or of `text`, such as its count) over its graphs."""
+def run_crosswalk(xw: Crosswalk, text: str | None = None, as_of: date | None = None) -> bytes:
+    """The SPARQL CSV answer of the crosswalk's query (or of `text`, such as its count) over its graphs, in the
+    state of `as_of` when given."""
     query = xw.named_query()
     try:
         return run_query(text or query.text, fmt="csv", graphs=xw.graphs, named=None, bindings=query.bindings({}),
-                         bulk=True)
+                         bulk=True, as_of=as_of)
     except QueryError as exc:
         raise HTTPError(exc.status, f"Export query {xw.query} failed: {exc}") from exc
 
 
-def export_meta() -> ExportMeta:
-    """The edition the app's exports describe: its snapshot and public base."""
-    return ExportMeta.from_snapshot(get_store().meta, current_app.config["PUBLIC_BASE"])
+def release_on(as_of: date) -> str:
+    """The ICD-10-CM release in force on `as_of` (400 naming as_of before the first one held)."""
+    return state_on(get_store().meta, as_of).release
+
+
+def export_meta(as_of: date | None = None) -> ExportMeta:
+    """The edition the app's exports describe: its snapshot and public base; with `as_of`, the version also names
+    the date and the ICD-10-CM release in force then (the state the export was written from)."""
+    meta = ExportMeta.from_snapshot(get_store().meta, current_app.config["PUBLIC_BASE"])
+    if as_of is None:
+        return meta
+    return dataclasses.replace(meta, version=f"{meta.version} as of {as_of.isoformat()} "
+                                             f"(ICD-10-CM {release_on(as_of)})")
 
 
 def snapshot_memo() -> dict[Any, Any]:
