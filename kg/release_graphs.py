@@ -27,7 +27,7 @@ from rdflib.namespace import RDF, SKOS
 
 from .namespaces import MC
 from .reasoning import infer_partitioned
-from .releases import CURRENT, History, Volatile, owner
+from .releases import CURRENT, ICD_PREFIX, History, Volatile, owner
 
 Triple = tuple
 GRAPH_BASE = "https://w3id.org/medcode/graph/"
@@ -52,8 +52,19 @@ def dated_meta(history: History, current: dict[str, list[str]]) -> dict[str, dic
     return {**dated, CURRENT.notation: {"effective": CURRENT.effective.isoformat(), **current}}
 
 
-def _mentioned(t: Triple) -> tuple[str | None, str | None]:
-    return owner(t[0]), owner(t[2])
+class _Mentions:
+    """Whether a term belongs to one of `codes` (kg.releases.owner), each term looked at once."""
+
+    def __init__(self, codes: frozenset[str] | set[str]) -> None:
+        self.codes, self.seen = codes, {}
+
+    def __call__(self, term: object) -> bool:
+        if type(term) is not URIRef or not str.startswith(term, ICD_PREFIX):
+            return False
+        found = self.seen.get(term)
+        if found is None:
+            found = self.seen[term] = owner(term) in self.codes
+        return found
 
 
 def _split(triples: Iterable[Triple], codes: frozenset[str] | set[str]) -> tuple[list[Triple], list[Triple]]:
@@ -61,25 +72,20 @@ def _split(triples: Iterable[Triple], codes: frozenset[str] | set[str]) -> tuple
     theirs), and those that do."""
     apart: list[Triple] = []
     touching: list[Triple] = []
+    mentions = _Mentions(codes)
     for t in triples:
-        s, o = _mentioned(t)
-        (touching if s in codes or o in codes else apart).append(t)
+        (touching if mentions(t[0]) or mentions(t[2]) else apart).append(t)
     return apart, touching
-
-
-def _mentions(t: Triple, codes: frozenset[str] | set[str]) -> bool:
-    s, o = _mentioned(t)
-    return s in codes or o in codes
 
 
 def _asserted_then(v: Volatile, touching: list[Triple], now: set[Triple]) -> list[Triple]:
     """What was asserted on v's dates about v's codes: the release's own triples, and the other current facts
     about them, less what a later release made true and what names a code not added yet."""
-    absent = v.codes - v.held
+    absent = _Mentions(v.codes - v.held)
     own = [t for t in v.triples if owner(t[0]) in v.held]
     kept = []
     for t in touching:
-        if t in now or _mentions(t, absent):
+        if t in now or absent(t[0]) or absent(t[2]):
             continue
         if owner(t[0]) in v.held and isinstance(t[0], URIRef) and t[0].endswith(f"/{owner(t[0])}") and (
                 t[1] in DELETION or (t[1] == RDF.type and t[2] == MC.DeletedCode)):
@@ -104,12 +110,12 @@ def dated_graphs(history: History, core: list[Triple], asserted: list[Triple], i
         other_a, mine_a = _split(touching_a, v.codes)
         other_i, _ = _split(touching_i, v.codes)
         then = _asserted_then(v, mine_a, {t for t in now_icd if owner(t[0]) in v.codes})
-        absent = v.codes - v.held
-        premises_core = [t for t in core if not _mentions(t, absent)]
+        absent, held = _Mentions(v.codes - v.held), _Mentions(v.held)
+        premises_core = [t for t in core if not (absent(t[0]) or absent(t[2]))]
         bulk = list(dict.fromkeys([*then, *v.triples]))
         closure = infer_partitioned(premises_core, bulk, engine, echo)
         then_set = set(then)
-        entailed = [t for t in closure if t not in then_set and _mentions(t, v.held)]
+        entailed = [t for t in closure if t not in then_set and (held(t[0]) or held(t[2]))]
         graphs[release_graph(v.release.notation, "asserted")] = [*other_a, *then]
         graphs[release_graph(v.release.notation, "inferred")] = [*other_i, *entailed]
     return graphs

@@ -309,9 +309,9 @@ ICD_PREFIX = f"{ID_BASE}icd10cm/"
 def owner(iri: object) -> str | None:
     """The ICD-10-CM item an IRI belongs to: a code (the code, its notes, its change records), or `chapter/N`,
     `block/X`; None for any other term."""
-    if not isinstance(iri, str) or not iri.startswith(ICD_PREFIX):
+    if not isinstance(iri, str) or not str.startswith(iri, ICD_PREFIX):  # (str's own: rdflib's is slower)
         return None
-    parts = iri[len(ICD_PREFIX):].split("/", 2)
+    parts = str.split(str.__getitem__(iri, slice(len(ICD_PREFIX), None)), "/", 2)
     return f"{parts[0]}/{parts[1]}" if parts[0] in ("chapter", "block") and len(parts) > 1 else parts[0]
 
 
