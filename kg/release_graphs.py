@@ -69,12 +69,20 @@ class _Mentions:
 
 def _split(triples: Iterable[Triple], codes: frozenset[str] | set[str]) -> tuple[list[Triple], list[Triple]]:
     """The triples that mention none of `codes` (as a subject or object, or through a note or change record of
-    theirs), and those that do."""
+    theirs), and those that do (each term looked at once: this reads the whole graph)."""
     apart: list[Triple] = []
     touching: list[Triple] = []
-    mentions = _Mentions(codes)
+    seen: dict[object, bool] = {}
     for t in triples:
-        (touching if mentions(t[0]) or mentions(t[2]) else apart).append(t)
+        s, o = t[0], t[2]
+        hit = seen.get(s)
+        if hit is None:
+            hit = seen[s] = owner(s) in codes
+        if not hit and type(o) is URIRef:
+            hit = seen.get(o)
+            if hit is None:
+                hit = seen[o] = owner(o) in codes
+        (touching if hit else apart).append(t)
     return apart, touching
 
 

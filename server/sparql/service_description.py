@@ -5,6 +5,8 @@ from __future__ import annotations
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import RDF, XSD
 
+from kg.contract import LOCAL_GRAPHS
+
 from ..http.formats import GRAPH_FORMATS, RESULT_FORMATS
 
 SD = Namespace("http://www.w3.org/ns/sparql-service-description#")
@@ -35,9 +37,10 @@ def service_description(endpoint: str, meta: dict, config: dict) -> Graph:
     default = BNode()
     g.add((dataset, SD.defaultGraph, default))
     g.add((default, RDF.type, SD.Graph))
-    total = sum(meta.get("triples", {}).values())
-    g.add((default, VOID.triples, Literal(total, datatype=XSD.integer)))
-    for iri, count in meta.get("triples", {}).items():
+    # the dataset a query sees without as_of: the local graphs (the dated states' graphs are named in meta.json)
+    counts = {iri: n for iri, n in meta.get("triples", {}).items() if iri in LOCAL_GRAPHS}
+    g.add((default, VOID.triples, Literal(sum(counts.values()), datatype=XSD.integer)))
+    for iri, count in counts.items():
         named = BNode()
         g.add((dataset, SD.namedGraph, named))
         g.add((named, SD.name, URIRef(iri)))
