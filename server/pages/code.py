@@ -11,11 +11,14 @@ label load for everything shown.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .describe import Description, Fact, group
+from .fanout import gather
 from .notes import KINDS, note_sections, read_notes
-from .paging import Reverse, children
+from .paging import ReverseRows, children_page, children_paged, children_total, reverse_page
 from .respond import render
 from .terms import (
     ASSERTED,
@@ -81,31 +84,42 @@ class CodeData:
         return iris
 
 
-def read_code_data(iri: str) -> CodeData:
-    """The five queries a code page needs beyond `describe`."""
-    s = sparql_iri(iri)
+def _owned(s: str) -> Owned:
     owned: Owned = defaultdict(lambda: defaultdict(list))
     # OPTIONAL keeps the join in this order on engines that would otherwise scan every ?n ?p ?o (Virtuoso)
     for row in select_terms(f"""SELECT ?n ?p ?o WHERE {{
         {s} (mc:profile|mc:indication|mc:history|mc:profile/mc:procedureStep) ?n OPTIONAL {{ ?n ?p ?o }} }}"""):
         if "o" in row and row["o"] not in owned[row["n"].value][row["p"].value]:
             owned[row["n"].value][row["p"].value].append(row["o"])
+    return owned
+
+
+def _conditions(s: str) -> dict[str, list[tuple[str, str]]]:
     conditions: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for row in select_terms(f"""SELECT DISTINCT ?c ?rel ?icd WHERE {{
         {s} mc:indication/(mc:condition|mc:encounterReason) ?c .
         GRAPH <{ASSERTED}> {{ ?c ?rel ?icd VALUES ?rel {{ skos:exactMatch skos:closeMatch mc:categoryMatch }} }} }}"""):
         conditions[row["c"].value].append((row["rel"].value, row["icd"].value))
-    edits = select_terms(f"""SELECT ?e ?col ?other ?mi ?src ?basis WHERE {{
-        {{ ?e mc:column1 {s} ; mc:column2 ?other BIND(1 AS ?col) }}
-        UNION {{ ?e mc:column2 {s} ; mc:column1 ?other BIND(2 AS ?col) }}
-        ?e a mc:CodePairEdit .
-        OPTIONAL {{ ?e mc:modifierIndicator ?mi }} OPTIONAL {{ ?e dcterms:source ?src }}
-        OPTIONAL {{ ?e mc:editBasis ?basis }} }}""")
-    crosswalk = select_terms(f"""SELECT DISTINCT ?d ?other ?rel WHERE {{
-        {s} ?mine ?d . VALUES ?mine {{ mc:usesDevice mc:denotesDevice }}
-        ?other ?rel ?d . VALUES ?rel {{ mc:usesDevice mc:denotesDevice }} FILTER(?other != {s}) }}""")
-    chain = select_terms(f"SELECT ?x ?parent WHERE {{ {s} skos:broader* ?x . OPTIONAL {{ ?x skos:broader ?parent }} }}")
-    return CodeData(owned, conditions, edits, crosswalk, chain)
+    return conditions
+
+
+def code_data_calls(iri: str) -> list[Callable[[], Any]]:
+    """The five queries a code page needs beyond `describe`, whose answers make a `CodeData`."""
+    s = sparql_iri(iri)
+    return [
+        lambda: _owned(s), lambda: _conditions(s),
+        lambda: select_terms(f"""SELECT ?e ?col ?other ?mi ?src ?basis WHERE {{
+            {{ ?e mc:column1 {s} ; mc:column2 ?other BIND(1 AS ?col) }}
+            UNION {{ ?e mc:column2 {s} ; mc:column1 ?other BIND(2 AS ?col) }}
+            ?e a mc:CodePairEdit .
+            OPTIONAL {{ ?e mc:modifierIndicator ?mi }} OPTIONAL {{ ?e dcterms:source ?src }}
+            OPTIONAL {{ ?e mc:editBasis ?basis }} }}"""),
+        lambda: select_terms(f"""SELECT DISTINCT ?d ?other ?rel WHERE {{
+            {s} ?mine ?d . VALUES ?mine {{ mc:usesDevice mc:denotesDevice }}
+            ?other ?rel ?d . VALUES ?rel {{ mc:usesDevice mc:denotesDevice }} FILTER(?other != {s}) }}"""),
+        lambda: select_terms(f"SELECT ?x ?parent WHERE {{ {s} skos:broader* ?x . "
+                             "OPTIONAL { ?x skos:broader ?parent } }"),
+    ]
 
 
 def _one(terms: list[Term] | None) -> str:
@@ -246,16 +260,25 @@ def _relations(d: Description, data: CodeData, view: View) -> dict:
     )
 
 
-def code_html(iri: str, d: Description, view: View, rev: Reverse) -> str:
-    """The HTML page of a code (any resource typed with one of the code classes)."""
-    data = read_code_data(iri)
-    ancestors = _ancestors(iri, data.chain)
+def code_html(iri: str, d: Description, view: View, found: ReverseRows) -> str:
+    """The HTML page of a code (any resource typed with one of the code classes).
+
+    Its queries go in four rounds, each sent together to a remote engine (`gather`): the code's own
+    triples and reverse links (the caller's), then its labels with the code's other data, then what
+    needs those (notes of the ancestors, the page of children), then the labels of everything shown.
+    """
     is_icd = iri.startswith(public_base() + "id/icd10cm")
-    notes = read_notes(iri, ancestors) if is_icd else None
-    timeline = code_timeline(iri, d)
-    view.load(data.iris() | (notes.iris() if notes else set()) | timeline_iris(timeline) | {iri})
-    view.load([f.value.value for p in view.vocab.sub_properties(FEE) for f in d.get(p)],
-              extra=(DEFINITION, SKOS + "inScheme"))
+    _, n_children, timeline, *parts = gather(
+        lambda: view.load(d.iris() | found.subjects() | {iri}), lambda: children_total(iri),
+        lambda: code_timeline(iri, d), *code_data_calls(iri))
+    data = CodeData(*parts)
+    ancestors = _ancestors(iri, data.chain)
+    notes, shown = gather(lambda: read_notes(iri, ancestors) if is_icd else None,
+                          lambda: children_page(iri, n_children))
+    fee = [f.value.value for p in view.vocab.sub_properties(FEE) for f in d.get(p)]
+    shown_iris = data.iris() | (notes.iris() if notes else set()) | timeline_iris(timeline) | set(shown[2])
+    gather(lambda: view.load(shown_iris), lambda: view.load(fee, extra=(DEFINITION, SKOS + "inScheme")))
+    rev = reverse_page(found, view)
     profiles = _profiles(d, data, view)
     pref = {p.value.value for p in d.get(PREF)}
     return render(
@@ -269,8 +292,8 @@ def code_html(iri: str, d: Description, view: View, rev: Reverse) -> str:
         routes=d.get(MCNS + "route"), uses=d.get(MCNS + "usesDevice"), denotes=d.get(MCNS + "denotesDevice"),
         xwalk=_crosswalk(data.crosswalk, view), mue=d.get(MCNS + "mue"), mai=d.get(MCNS + "mueAdjudicationIndicator"),
         modifiers=sorted(d.get(MCNS + "listedModifier"), key=lambda f: view.notation_key(f.value.value)),
-        children=children(iri, view), status=d.get(MCNS + "codeStatus"), added=d.get(MCNS + "addedDate"),
-        billable=d.get(BILLABLE), sources=d.get(SOURCE), timeline=timeline,
+        children=children_paged(n_children, shown, view), status=d.get(MCNS + "codeStatus"),
+        added=d.get(MCNS + "addedDate"), billable=d.get(BILLABLE), sources=d.get(SOURCE), timeline=timeline,
         extra_labels=[f for f in d.get(LABEL) if f.value.value not in pref],
         **_relations(d, data, view),
     )

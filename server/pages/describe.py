@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..http.formats import Format
+from .fanout import gather
 from .terms import INFERRED, SKOS, TYPE, Term, iri_list, natural, not_itself, run, select_terms, sparql_iri, valid_iri
 from .vocab import vocab
 
@@ -88,14 +89,15 @@ def describe(iri: str) -> Description | None:
     """Every triple with `iri` as subject (less UNBOUNDED and those relating it to itself), marked inferred or
     not, with its sources."""
     s = sparql_iri(iri)
-    rows = select_terms(f"SELECT ?p ?o ?g WHERE {{ GRAPH ?g {{ {s} ?p ?o }} {_NOT_UNBOUNDED} "
-                        f"{not_itself('?o', iri)} }}")
+    rows, (direct, related) = gather(
+        lambda: select_terms(f"SELECT ?p ?o ?g WHERE {{ GRAPH ?g {{ {s} ?p ?o }} {_NOT_UNBOUNDED} "
+                             f"{not_itself('?o', iri)} }}"),
+        lambda: _assertions(s))
     if not rows and not exists(iri):
         return None
     graphs: dict[tuple[str, Term], set[str]] = {}
     for row in rows:
         graphs.setdefault((row["p"].value, row["o"]), set()).add(row["g"].value)
-    direct, related = _assertions(s)
     facts = []
     v = vocab()
     for (p, o), gs in graphs.items():

@@ -96,24 +96,52 @@ def _reverse_counts(iri: str) -> dict[str, list[int]]:
     return by_prop
 
 
-def reverse_links(iri: str, view: View) -> Reverse:
-    """What else points at `iri`: counts per predicate, and one page of (subject, predicate, inferred)."""
+@dataclass
+class ReverseRows:
+    """What `read_reverse` found: links per predicate ([total, inferred]) and the rows of the page asked for."""
+
+    by_prop: dict[str, list[int]]
+    rows: list[dict[str, Term]]
+    rel: str | None
+    page: int
+    size: int
+
+    def subjects(self) -> set[str]:
+        """The linking resources, whose labels the page shows."""
+        return {r["s"].value for r in self.rows if r["s"].is_iri}
+
+
+def read_reverse(iri: str) -> ReverseRows:
+    """The counts per predicate pointing at `iri`, then the rows of the page asked for (no labels yet)."""
     o = sparql_iri(iri)
     rel = rel_arg()
-    by_prop = _reverse_counts(iri)
-    counts = sorted(((p, t, i) for p, (t, i) in by_prop.items()), key=lambda c: (-c[1], view.vocab.label(c[0])))
-    total = by_prop[rel][0] if rel else sum(t for _, t, _ in counts)
     page, size = page_arg(), size_arg(PAGE_SIZE)
+    by_prop = _reverse_counts(iri)
+    total = by_prop[rel][0] if rel else sum(t for t, _ in by_prop.values())
     pattern = f"GRAPH ?g {{ ?s {sparql_iri(rel)} {o} BIND({sparql_iri(rel)} AS ?p) }}" if rel else \
         f"GRAPH ?g {{ ?s ?p {o} }}"
     window = "" if total <= SMALL else f"LIMIT {size} OFFSET {(page - 1) * size}"
     rows = select_terms(f"SELECT ?s ?p ?g WHERE {{ {pattern} {not_itself('?s', iri)} }} {window}")
-    view.load({r["s"].value for r in rows if r["s"].is_iri})
-    items = [(r["s"], r["p"].value, r["g"].value == INFERRED) for r in rows]
+    return ReverseRows(by_prop, rows, rel, page, size)
+
+
+def reverse_page(found: ReverseRows, view: View) -> Reverse:
+    """The page of reverse links, sorted by predicate and subject (labels of the subjects loaded here unless
+    the caller has loaded them with the rest of the page's)."""
+    by_prop, rel, page, size = found.by_prop, found.rel, found.page, found.size
+    counts = sorted(((p, t, i) for p, (t, i) in by_prop.items()), key=lambda c: (-c[1], view.vocab.label(c[0])))
+    total = by_prop[rel][0] if rel else sum(t for _, t, _ in counts)
+    view.load(found.subjects())
+    items = [(r["s"], r["p"].value, r["g"].value == INFERRED) for r in found.rows]
     items.sort(key=lambda x: (view.vocab.label(x[1]), _subject_key(x[0], view)))
     if total <= SMALL:
         items = items[(page - 1) * size:page * size]
     return Reverse(counts, Paged(total, page, size, items), rel)
+
+
+def reverse_links(iri: str, view: View) -> Reverse:
+    """What else points at `iri`: counts per predicate, and one page of (subject, predicate, inferred)."""
+    return reverse_page(read_reverse(iri), view)
 
 
 def _subject_key(subject: Term, view: View) -> list:
@@ -125,20 +153,40 @@ def reverse_triples(iri: str, rev: Reverse) -> list[tuple[str, str, str]]:
     return [(s.value, p, iri) for s, p, _ in rev.paged.rows if s.is_iri]
 
 
-def ordered_page(pattern: str, total: int, page: int, size: int, view: View) -> list:
-    """One page of the ?c that `pattern` binds, in notation order while the list is short enough to sort."""
+def page_of(pattern: str, total: int, page: int, size: int) -> list[str]:
+    """The ?c that `pattern` binds on one page, in notation order while the list is short enough to sort."""
     order = "ORDER BY ?n" if total <= ORDER_LIMIT else ""
     rows = select_terms(f"SELECT ?c ?n WHERE {{ {pattern} OPTIONAL {{ ?c skos:notation ?n }} }} "
                         f"{order} LIMIT {size} OFFSET {(page - 1) * size}") if total else []
-    iris = list(dict.fromkeys(r["c"].value for r in rows))
+    return list(dict.fromkeys(r["c"].value for r in rows))
+
+
+def ordered_page(pattern: str, total: int, page: int, size: int, view: View) -> list:
+    """One page of the ?c that `pattern` binds, as links in notation order."""
+    iris = page_of(pattern, total, page, size)
     view.load(iris)
     return sorted((view.link(i) for i in iris), key=by_notation)
 
 
+def children_total(iri: str) -> int:
+    """How many concepts are directly narrower than `iri`."""
+    return count(f"SELECT (COUNT(*) AS ?n) WHERE {{ ?c skos:broader {sparql_iri(iri)} }}")
+
+
+def children_page(iri: str, total: int) -> tuple[int, int, list[str]]:
+    """(page, size, IRIs) of the page of children asked for with ?cpage=, before their labels are loaded."""
+    page, size = page_arg("cpage"), size_arg(LIST_SIZE)
+    return page, size, page_of(f"?c skos:broader {sparql_iri(iri)}", total, page, size)
+
+
+def children_paged(total: int, shown: tuple[int, int, list[str]], view: View) -> Paged:
+    """The children as links in notation order (their labels loaded here unless the caller has)."""
+    page, size, iris = shown
+    view.load(iris)
+    return Paged(total, page, size, sorted((view.link(i) for i in iris), key=by_notation), "cpage")
+
+
 def children(iri: str, view: View) -> Paged:
     """Direct narrower concepts (skos:broader pointing here), ordered by notation, paged with ?cpage=."""
-    o = sparql_iri(iri)
-    total = count(f"SELECT (COUNT(*) AS ?n) WHERE {{ ?c skos:broader {o} }}")
-    page, size = page_arg("cpage"), size_arg(LIST_SIZE)
-    return Paged(total, page, size, ordered_page(f"?c skos:broader {o}", total, page, size, view), "cpage")
-
+    total = children_total(iri)
+    return children_paged(total, children_page(iri, total), view)

@@ -8,8 +8,9 @@ from flask import request
 from ..http.formats import Format
 from .code import code_html
 from .describe import describe, describe_rdf, empty, group
+from .fanout import gather
 from .labels import CODE_CLASSES
-from .paging import children, reverse_links, reverse_triples
+from .paging import children, read_reverse, reverse_links, reverse_page, reverse_triples
 from .respond import render
 from .terms import BROADER, ONTOLOGY, TYPE
 from .view import View, public_base
@@ -27,11 +28,11 @@ def resource_rdf(iri: str, fmt: Format) -> bytes:
 def resource_html(iri: str) -> str:
     """The code page for a code, else the generic page."""
     view = View()
-    d = describe(iri) or empty(iri)  # known only as an object: a page of reverse links
-    view.load(d.iris())
-    view.load([iri])
-    rev = reverse_links(iri, view)
+    # known only as an object: a page of reverse links
+    d, found = gather(lambda: describe(iri) or empty(iri), lambda: read_reverse(iri))
     if d.types() & CODE_CLASSES:
-        return code_html(iri, d, view, rev)
+        return code_html(iri, d, view, found)
+    view.load(d.iris() | found.subjects() | {iri})
+    rev = reverse_page(found, view)
     return render("pages/resource.html", V=view, iri=iri, d=d, me=view.link(iri), rev=rev,
                   groups=group(d.facts, skip={TYPE}), types=d.get(TYPE), ontology_term=iri.startswith(ONTOLOGY))

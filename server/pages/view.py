@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
@@ -9,6 +10,7 @@ from urllib.parse import quote, urlencode
 from flask import current_app, request
 
 from ..codes import curie
+from ..store import get_store
 from .labels import ICD_LEVELS, STANDARD_LABELS
 from .terms import (
     BILLABLE,
@@ -26,6 +28,9 @@ from .terms import (
     valid_iri,
 )
 from .vocab import vocab
+
+SHARED = "medcode.pages.shared-labels"
+MAX_SHARED = 5000  # bounded: the graph's vocabulary terms are a few hundred
 
 
 @dataclass
@@ -72,25 +77,51 @@ def _fallback(iri: str) -> str:
     return curie(iri)
 
 
+def _shared() -> dict[str, dict[str, list[Term]]]:
+    """The loaded facts of IRIs outside PUBLIC_BASE/id/ for the live snapshot (a new one starts anew)."""
+    etag = get_store().etag
+    kept = current_app.extensions.get(SHARED)
+    if kept is None or kept[0] != etag:
+        kept = (etag, {})
+        current_app.extensions[SHARED] = kept
+    return kept[1]
+
+
 class View:
     """Per-request label cache and link builder, handed to templates as `V`."""
 
     def __init__(self) -> None:
         self.vocab = vocab()
         self.info: dict[str, dict[str, list[Term]]] = {}
+        self.lock = threading.Lock()  # loads may run side by side (fanout.gather)
 
     def load(self, iris: Iterable[str], extra: tuple[str, ...] = ()) -> None:
-        """Fetch notation, labels, billable flag and types (plus `extra` properties) for many IRIs at once."""
+        """Fetch notation, labels, billable flag and types (plus `extra` properties) for many IRIs at once.
+
+        What is not a resource of the graph's own (ontology terms, standard vocabulary: every page
+        links to the same few) is read once per snapshot and kept (`_shared`)."""
         props = (NOTATION, PREF, LABEL, TITLE, BILLABLE, TYPE, *extra)
-        todo = sorted({i for i in iris if valid_iri(i) and (extra or i not in self.info)})
-        for iri in todo:
-            self.info.setdefault(iri, {})
+        with self.lock:
+            todo = sorted({i for i in iris if valid_iri(i) and (extra or i not in self.info)})
+        shared = _shared() if not extra else {}
+        found: dict[str, dict[str, list[Term]]] = {iri: shared[iri] for iri in todo if iri in shared}
+        todo = [iri for iri in todo if iri not in found]
+        found.update({iri: {} for iri in todo})
         for chunk in chunks(todo):
             rows = select_terms(f"SELECT ?x ?p ?v WHERE {{ {properties_of(iri_list(chunk), props)} }}")
             for row in rows:
-                vals = self.info[row["x"].value].setdefault(row["p"].value, [])
+                vals = found[row["x"].value].setdefault(row["p"].value, [])
                 if row["v"] not in vals:
                     vals.append(row["v"])
+        if not extra and len(shared) < MAX_SHARED:
+            own = public_base() + "id/"
+            shared.update((iri, found[iri]) for iri in todo if not iri.startswith(own))
+        with self.lock:
+            for iri, props_found in found.items():
+                info = self.info.setdefault(iri, {})
+                for prop, vals in props_found.items():
+                    kept = info.setdefault(prop, [])
+                    kept.extend(v for v in vals if v not in kept)
 
     def values(self, iri: str, prop: str) -> list[Term]:
         return self.info.get(iri, {}).get(prop, [])
