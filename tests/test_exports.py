@@ -466,3 +466,19 @@ def test_bad_header_is_a_load_error_naming_the_file(tmp_path: Path, header: str,
     with pytest.raises(HeaderError, match=message) as failure:
         load_crosswalks(tmp_path)
     assert str(path) in str(failure.value)
+
+
+@pytest.mark.parametrize("iri", [
+    "https://w3id.org/medcode/id/icd10cm/G35.A", "https://w3id.org/medcode/id/icd10cm/block/G35-G37",
+    "https://w3id.org/medcode/id/icd10cm/chapter/6", "https://w3id.org/medcode/id/icd10cm/block/",
+    "https://w3id.org/medcode/id/icd10cm/", "https://w3id.org/medcode/id/", "https://w3id.org/medcode/id/source/S004",
+    "https://w3id.org/medcode/id/cpt/96522/profile/1", "https://w3id.org/medcode/ontology#Code",
+    "https://w3id.org/medcode/ontology#", "http://www.w3.org/2004/02/skos/core#broader", "http://example.org/x",
+    "https://w3id.org/semapv/vocab/ManualMappingCuration", "", "urn:x:y",
+])
+def test_writers_short_names_are_the_shared_curies(iri: str) -> None:
+    """The writers' fast CURIEs are exactly `codes.curie` (the longest namespace; the IRI when nothing follows it)."""
+    from server.codes import curie
+    from server.exports.writers.base import short
+
+    assert short(iri) == curie(iri)

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyoxigraph as ox
 
-from ...codes import CURIE_MAP, curie
-from .base import LICENSE, ExportMeta
+from ...codes import CURIE_MAP
+from .base import LICENSE, ExportMeta, short
 
 if TYPE_CHECKING:
     from ..crosswalks import Crosswalk
@@ -25,8 +25,8 @@ _LOCAL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_-])?$")  # a local
 
 
 def _term(iri: str) -> str:
-    short = curie(iri)
-    return short if short != iri and _LOCAL.match(short.partition(":")[2]) else str(ox.NamedNode(iri))
+    name = short(iri)
+    return name if name != iri and _LOCAL.match(name.partition(":")[2]) else str(ox.NamedNode(iri))
 
 
 def _literal(value: str, language: str | None = None) -> str:
@@ -63,7 +63,7 @@ def write_jsonld(xw: Crosswalk, table: Table, meta: ExportMeta, fhir: str) -> It
     seen: set[str] = set()
 
     def node(iri: str, code: str, label: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"@id": curie(iri)}
+        out: dict[str, Any] = {"@id": short(iri)}
         if iri not in seen:
             seen.add(iri)
             out["skos:notation"] = code

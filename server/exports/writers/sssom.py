@@ -9,8 +9,8 @@ import yaml
 
 from kg.contract import ID_BASE
 
-from ...codes import CURIE_MAP, curie, system_of
-from .base import LICENSE, ExportMeta
+from ...codes import CURIE_MAP, system_of
+from .base import LICENSE, ExportMeta, short
 
 if TYPE_CHECKING:
     from ..crosswalks import Crosswalk
@@ -27,7 +27,7 @@ def _tsv(value: str) -> str:
 def _source(iri: str) -> str:
     """The code system (concept scheme) of a code IRI: .../id/icd10cm/block/G35 -> id:icd10cm."""
     system = system_of(iri)
-    return curie(ID_BASE + system) if system else ""
+    return short(ID_BASE + system) if system else ""
 
 
 def write_sssom(xw: Crosswalk, table: Table, meta: ExportMeta, fhir: str) -> Iterator[str]:
@@ -46,7 +46,7 @@ def write_sssom(xw: Crosswalk, table: Table, meta: ExportMeta, fhir: str) -> Ite
     yield "".join(f"# {line}\n" for line in block.splitlines())
     yield "\t".join(COLUMNS) + "\n"
     for row in table.rows:
-        values = (curie(row["subject_iri"]), row["subject_label"], row["predicate"], curie(row["object_iri"]),
+        values = (short(row["subject_iri"]), row["subject_label"], row["predicate"], short(row["object_iri"]),
                   row["object_label"], row["mapping_justification"], _source(row["subject_iri"]),
                   _source(row["object_iri"]), xw.mapping_comment(row), row[xw.see_also] if xw.see_also else "")
         yield "\t".join(_tsv(v) for v in values) + "\n"
