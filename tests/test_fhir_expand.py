@@ -13,6 +13,7 @@ from fhir.resources.valueset import ValueSet
 
 from kg.contract import PREFIXES
 from server import create_app
+from server.fhir import expansion
 from server.search.lifecycle import get_index
 
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -57,6 +58,20 @@ def test_paging_reaches_every_code_of_a_subtree_once(client, store):
     subtree = notations(store, "SELECT ?code WHERE { ?c skos:broaderTransitive* icd10cm:S82 ; skos:notation ?code }")
     assert len(paged) == len(set(paged)) == first["total"] and set(paged) == set(subtree)
     assert paged[0] == "S82" and paged.index("S82.0") < paged.index("S82.00")  # shorter codes first
+
+
+def test_kept_subtrees_page_alike_and_give_way(client, monkeypatch):
+    """A subtree larger than a page is kept for the snapshot: its pages are the same read again, and when the
+    room (here 4,000 codes) is needed for another, the least recently asked for is dropped, then read anew."""
+    monkeypatch.setattr(expansion, "KEPT_SUBTREE_CODES", 4_000)
+    s82, s72 = f"{ICD}?fhir_vs=isa/S82", f"{ICD}?fhir_vs=isa/S72"
+    first = codes(expand(client, url=s82, count=MAX_EXPANSION, offset=1_000))
+    with client.application.app_context():
+        kept = expansion.snapshot_memo()["fhir-subtrees"]
+        assert list(kept) == ["https://w3id.org/medcode/id/icd10cm/S82"]
+        assert codes(expand(client, url=s72, count=MAX_EXPANSION))  # S72: 1,000 < its codes
+        assert list(kept) == ["https://w3id.org/medcode/id/icd10cm/S72"]  # S82 made way
+    assert codes(expand(client, url=s82, count=MAX_EXPANSION, offset=1_000)) == first
 
 
 def test_pages_of_the_whole_system_join_up(client):

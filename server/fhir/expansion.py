@@ -7,18 +7,18 @@ kind (none today: each HCPCS device code denotes a device of a most specific kin
 order, the search index's (shorter codes first, then by code, as in G35, G35.A, ..., G35.B0), so
 `offset` paging reaches every code once.
 
-A whole system is paged in the snapshot's search index (a bounded SQLite read: no query sorts the
-98,186 ICD-10-CM codes per request), its modifiers (59, 95 in CPT; XE, KD, ... in HCPCS) after its
-own codes; a subtree comes from the graph by SPARQL. The codes of the page are then described by one
-query over exactly those codes (billable, and display, parents, children, designations as needed); the
-few stated statuses are read once per snapshot.
+A whole system is paged in the snapshot's search index (its order read once per snapshot: no query
+sorts the 98,186 ICD-10-CM codes per request), its modifiers (59, 95 in CPT; XE, KD, ... in HCPCS)
+after its own codes; a subtree comes from the graph by SPARQL (one larger than a page is kept). The
+graph is asked about a page's codes only for what the index and the snapshot's memos do not give.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from array import array
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -46,6 +46,11 @@ WORD = re.compile(r"[0-9a-z]+")
 _PREFIXES = """PREFIX mc: <https://w3id.org/medcode/ontology#>
 PREFIX skos: <http://www.w3.org/2004/02/skos/core#>
 """
+#: a subtree larger than one page is kept per snapshot once read (each page would read it whole again: isa/S82's
+#: 3,346 codes take 100-200 ms here, 1.6 s on Virtuoso), up to this many codes in all (about 4 MB), the
+#: least recently asked for dropped first
+KEPT_SUBTREE_CODES = 20_000
+_KEPT_LOCK = threading.Lock()
 #: the root and its descendants in the hierarchy (notations as asserted: half the time of the union of
 #: graphs), with the display only when a filter needs it (else only the page's displays are read); the
 #: root by BIND (Virtuoso 7.2 gives no row for a VALUES block inside a UNION branch)
@@ -185,12 +190,8 @@ def order_key(member: Member) -> tuple[int, str, str]:
     return len(key), key, member.iri
 
 
-def _value(row: dict, name: str) -> str:
-    return row[name]["value"] if name in row else ""
-
-
 def _members(rows: list[dict]) -> list[Member]:
-    return [Member(_value(r, "c"), _value(r, "code"), _value(r, "display")) for r in rows]
+    return [Member(*(r[name]["value"] if name in r else "" for name in ("c", "code", "display"))) for r in rows]
 
 
 def statuses() -> dict[str, str]:
@@ -235,14 +236,34 @@ def _device_members(ask: Request) -> list[dict]:
     return [row for row in rows if wanted and wanted < kinds[row["c"]["value"]]]
 
 
-def subtree(ask: Request) -> list[Member]:
-    """Every member of an isa value set, in order (a subtree: at most a few thousand codes)."""
-    display = "OPTIONAL { ?c skos:prefLabel ?display }" if ask.text else ""
-    rows = select(DESCENDANTS.format(root=str(ox.NamedNode(ask.root.iri)), asserted=GRAPH_ASSERTED, display=display))
+def _read_subtree(ask: Request, display: bool) -> list[Member]:
+    """The root and every code it subsumes, in order (displays only when asked: a filter needs them)."""
+    rows = select(DESCENDANTS.format(root=str(ox.NamedNode(ask.root.iri)), asserted=GRAPH_ASSERTED,
+                                     display="OPTIONAL { ?c skos:prefLabel ?display }" if display else ""))
     if ask.root.device:
         rows += _device_members(ask)
-    unique = {member.iri: member for member in _members(rows)}
-    return sorted(_keep(list(unique.values()), ask), key=order_key)
+    return sorted({member.iri: member for member in _members(rows)}.values(), key=order_key)
+
+
+def subtree(ask: Request) -> list[Member]:
+    """Every member of an isa value set, in order (a subtree: at most a few thousand codes). One larger
+    than a page is kept for the snapshot (`KEPT_SUBTREE_CODES`), so that paging it does not read it whole
+    again for every page."""
+    if ask.text:
+        return _keep(_read_subtree(ask, display=True), ask)
+    kept: OrderedDict[str, list[Member]] = snapshot_memo().setdefault("fhir-subtrees", OrderedDict())
+    with _KEPT_LOCK:
+        members = kept.get(ask.root.iri)
+        if members is not None:
+            kept.move_to_end(ask.root.iri)
+    if members is None:
+        members = _read_subtree(ask, display=False)
+        if MAX_EXPANSION < len(members) <= KEPT_SUBTREE_CODES:
+            with _KEPT_LOCK:
+                kept[ask.root.iri] = members
+                while sum(len(codes) for codes in kept.values()) > KEPT_SUBTREE_CODES:
+                    kept.popitem(last=False)
+    return _keep(members, ask)
 
 
 def modifiers(ask: Request) -> list[Member]:
