@@ -73,6 +73,8 @@ def test_summary_and_elements_subset_a_code_system(client, version):
     text = fhir(client.get(f"/fhir/CodeSystem/hcpcs?_summary=text&fhir={version}"), version=version)
     assert set(text) == {"resourceType", "id", "meta", "status", "content"}
     assert fhir(client.get("/fhir/CodeSystem/cpt?_summary=false")) == whole
+    twice = fhir(client.get("/fhir/CodeSystem/cpt?_elements=url&_elements=count"))
+    assert twice["url"] == whole["url"] and twice["count"] == whole["count"] and "concept" not in twice
     assert fhir(client.get("/fhir/CodeSystem/hcpcs?_elements=concept"))["concept"] == \
         fhir(client.get("/fhir/CodeSystem/hcpcs"))["concept"]
 
@@ -86,7 +88,8 @@ def test_summary_count_searches_only_count(client):
 
 @pytest.mark.parametrize("query, named", [("_summary=count", "_summary"), ("_summary=maybe", "_summary"),
                                           ("_elements=url,$x", "_elements"), ("_elements=", "_elements"),
-                                          ("_summary=true&_elements=url", "_elements")])
+                                          ("_summary=true&_elements=url", "_elements"),
+                                          ("_summary=true&_summary=false", "_summary")])
 def test_a_bad_subset_is_a_400_naming_it(client, query, named):
     body = fhir(client.get(f"/fhir/CodeSystem/cpt?{query}"), 400)
     assert body["issue"][0]["expression"] == [named] and named in body["issue"][0]["details"]["text"]

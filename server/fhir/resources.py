@@ -100,8 +100,12 @@ class Subset:
 
 
 def subset(args: Any, search: bool) -> Subset:
-    """The `_summary` or `_elements` of a read or search (`args`: the query string); 400 naming a bad one."""
-    summary, elements = args.get("_summary"), args.get("_elements")
+    """The `_summary` or `_elements` (repeatable: the names of each) of a read or search (`args`: the query
+    string); 400 naming a bad one."""
+    summaries, listed = args.getlist("_summary"), args.getlist("_elements")
+    if len(summaries) > 1:
+        raise FHIRError(400, "invalid", "Parameter '_summary' may be given once.", "invalid-data", "_summary")
+    summary, elements = (summaries or [None])[0], ",".join(listed) if listed else None
     if summary is not None and elements is not None:
         raise FHIRError(400, "invalid", "Parameters '_summary' and '_elements' may not be given together.",
                         "invalid-data", "_elements")
