@@ -7,7 +7,8 @@ Run on demand (not a test):
 
 Each store is measured in a child process holding one app (`create_app`, the answer cache off so that
 every request runs its queries), through the app's WSGI test client (no network): `repeat` requests
-per operation after warm-ups, codes and offsets varying request to request. The peer of each row is the
+per operation after warm-ups, codes and offsets varying request to request: wall p50 / p99, and the
+process's CPU p50 (query threads included), which load inflates far less. The peer of each row is the
 same answer (the same codes and displays, or the same facts) asked as one SPARQL query of /sparql in the
 same process; the ratio is the peer's p50 over ours. Targets (issue 15): $lookup p50 < 5 ms, $expand of
 isa/G35 < 20 ms, a 100-code page of the whole ICD-10-CM expansion < 50 ms. `--virtuoso` also runs
