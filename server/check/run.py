@@ -13,19 +13,17 @@ import contextvars
 import json
 import os
 import threading
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..pages.suggest import suggest
-from ..pages.terms import natural
 from ..store import run_query
 from .claim import Claim
+from .dated import STATE_RULES, WORDINGS, judge_diagnoses, listed
 from .rules import SEVERITIES, Rule, Wording, current_rules, template_fields
 from .tables import bound_queries
 
-LISTED = 12  # values of a gathered list a message shows before "and N more"
 NEAR = 5  # near matches suggested for a code the graph does not know
 WORKERS = 8  # rule queries put to the store at once
 
@@ -92,12 +90,24 @@ def check(claim: Claim) -> Result:
     Each query runs in a copy of this thread's context, so it is this request's: its time limit
     retires a gunicorn worker as any other query's does.
     """
-    rules = current_rules()
-    jobs = [[_POOL.get().submit(contextvars.copy_context().run, _rows, text)
+    rules, pool = current_rules(), _POOL.get()
+    dated = pool.submit(contextvars.copy_context().run, judge_diagnoses, claim)
+    jobs = [[pool.submit(contextvars.copy_context().run, _rows, text)
              for text in bound_queries(rule.query, rule.table, claim, rule.together)] for rule in rules]
     findings = [finding for rule, futures in zip(rules, jobs, strict=True)
                 for finding in _findings(rule, [row for future in futures for row in future.result()])]
+    replaced, judged = dated.result()
+    findings = [f for f in findings if not (f.rule in STATE_RULES and f.links[:1] and f.links[0] in replaced)]
+    findings += [_dated(*found) for found in judged]
     return Result(claim, tuple(sorted(findings, key=Finding.order)))
+
+
+def _dated(rule_id: str, lines: tuple[int, ...], values: dict[str, str], links: tuple[str, ...],
+           source: str) -> Finding:
+    """A finding of the diagnoses' dated judgement (dated.py), worded as its rule id says."""
+    wording = WORDINGS[rule_id]
+    return Finding(rule_id, wording.severity, lines, wording.message.format_map(values), None, source,
+                   _instead(wording, values), links)
 
 
 def _rows(text: str) -> list[dict[str, str]]:
@@ -118,7 +128,7 @@ def _findings(rule: Rule, rows: list[dict[str, str]]) -> list[Finding]:
 def _finding(rule: Rule, rule_id: str, rows: list[dict[str, str]]) -> Finding:
     first, wording = rows[0], rule.wordings[rule_id]
     values = {name: first.get(name, "") for name in rule.grouped}
-    values.update({name: _listed(row.get(name) for row in rows) for name in rule.collect})
+    values.update({name: listed(row.get(name) for row in rows) for name in rule.collect})
     links = [iri for row in rows for v in rule.links for iri in (row.get(v) or "").split("|") if iri]
     if rule.near and first.get(rule.near):
         near = [link for link in suggest(first[rule.near]) if link.notation][:NEAR]
@@ -128,16 +138,6 @@ def _finding(rule: Rule, rule_id: str, rows: list[dict[str, str]]) -> Finding:
     return Finding(rule_id, wording.severity, tuple(lines), wording.message.format_map(values),
                    first.get(rule.edit) if rule.edit else None, first.get(rule.source) if rule.source else None,
                    _instead(wording, values), tuple(dict.fromkeys(links)))
-
-
-def _listed(values: Iterable[str | None]) -> str:
-    """Distinct values in natural order, joined; a long list is cut with how many more there are.
-
-    A value may itself be a list (a GROUP_CONCAT with separator "|"): SPARQL leaves its order open.
-    """
-    found = sorted({item for v in values if v for item in v.split("|") if item}, key=natural)
-    shown = ", ".join(found[:LISTED])
-    return shown + (f" and {len(found) - LISTED} more" if len(found) > LISTED else "")
 
 
 def _instead(wording: Wording, values: dict[str, str]) -> str | None:

@@ -9,6 +9,7 @@ release the graph holds that took effect on or before it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -17,6 +18,7 @@ from kg.contract import ID_BASE
 from ..codes import curie
 from ..exports import snapshot_memo
 from ..http.errors import HTTPError
+from ..named_queries import bind_rows, rdf_term
 from ..store import QueryError, select
 
 RELEASES_QUERY = """
@@ -110,13 +112,16 @@ def releases() -> list[Release]:
     return memo["releases"]
 
 
-def _read_records(bindings: dict[str, tuple] | None = None) -> tuple[dict[str, list[Record]], dict[str, dict]]:
-    """The change records (of one code, when `bindings` names it), by code IRI in release order, and each code's
-    label and billable flag now."""
+def _read_records(bindings: dict[str, tuple] | None = None, codes: Iterable[str] = ()
+                  ) -> tuple[dict[str, list[Record]], dict[str, dict]]:
+    """The change records (of one code, when `bindings` names it; of `codes`, when given), by code IRI in release
+    order, and each code's label and billable flag now."""
     by_iri = {r.iri: r for r in releases()}
     found: dict[str, list[Record]] = {}
     now: dict[str, dict[str, str]] = {}
-    for row in _run(CHANGES_QUERY, bindings):
+    bound = [[str(rdf_term(("iri", c, None)))] for c in codes]
+    query = bind_rows(CHANGES_QUERY, ["code"], bound) if bound else CHANGES_QUERY
+    for row in _run(query, bindings):
         now[row["code"]["value"]] = {"label": _value(row, "now"), "billable": _value(row, "billable")}
         release = by_iri.get(row["release"]["value"])
         if release is None:
@@ -137,6 +142,17 @@ def records() -> dict[str, list[Record]]:
     if "records" not in memo:
         memo["records"], memo["now"] = _read_records()
     return memo["records"]
+
+
+def records_of(codes: Iterable[str]) -> tuple[dict[str, list[Record]], dict[str, dict]]:
+    """The change records of a few codes (IRIs) and their label and billable flag now, in one query (the claim
+    check's diagnoses; the memo of every record when it is at hand)."""
+    codes = list(dict.fromkeys(codes))
+    memo = snapshot_memo()
+    if "records" in memo:
+        return ({c: memo["records"][c] for c in codes if c in memo["records"]},
+                {c: memo["now"][c] for c in codes if c in memo["now"]})
+    return _read_records(codes=codes) if codes else ({}, {})
 
 
 def values_now(code: str) -> dict[str, str]:
@@ -252,11 +268,15 @@ def timeline(code: str) -> list[Record]:
 
 
 def _values_in(code: str, release: Release, now: dict[str, str]) -> dict[str, str]:
-    """The code's label, billable flag and existence in `release`, from its values `now` and the earliest change
-    of each after that release (which says what held before it)."""
+    return values_in(timeline(code), release, now)
+
+
+def values_in(changes: list[Record], release: Release, now: dict[str, str]) -> dict[str, str]:
+    """A code's label, billable flag and existence in `release`, from its values `now` and the earliest of its
+    `changes` (oldest first) of each after that release (which says what held before it)."""
     state = {"label": now.get("label", ""), "billable": now.get("billable", ""), "exists": now.get("exists", "true")}
     seen: set[str] = set()
-    for r in timeline(code):
+    for r in changes:
         if r.release.effective <= release.effective or (r.prop or "existence") in seen:
             continue
         seen.add(r.prop or "existence")
