@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from kg.namespaces import pair_key
 
-from ..named_queries import NamedQuery, bind_rows, rdf_term
+from ..named_queries import NamedQuery, Param, bind_rows, rdf_term
 from .claim import Claim, diagnosis_iri, modifier_iri
 
 Row = dict[str, str]
@@ -117,7 +117,7 @@ def bound_queries(query: NamedQuery, table: str, claim: Claim, together: tuple[s
     chunks: dict[object, list[tuple]] = {}
     for number, row in enumerate(_rows(table, claim)):
         key = frozenset(row[name] for name in together) if together else number
-        chunks.setdefault(key, []).append(tuple(_term_text(p.to_term(row[p.name])) for p in query.params))
+        chunks.setdefault(key, []).append(tuple(_term_text(p.name, p.type, row[p.name]) for p in query.params))
     names = [p.name for p in query.params]
     queries, rows = [], []
     for group in chunks.values():
@@ -134,6 +134,8 @@ def _rows(table: str, claim: Claim) -> tuple[Row, ...]:
     return tuple(TABLES[table](claim))
 
 
-@lru_cache(maxsize=4096)
-def _term_text(spec: tuple[str, str, str | None]) -> str:
-    return str(rdf_term(spec))
+@lru_cache(maxsize=16384)
+def _term_text(name: str, kind: str, value: str) -> str:
+    """A value of a table as its parameter's SPARQL term: checked and written once per value (the claims' codes,
+    dates and line numbers recur), not once per row of every rule."""
+    return str(rdf_term(Param(name, kind).to_term(value)))
