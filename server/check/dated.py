@@ -106,7 +106,7 @@ class _Judge:
     """The dated judgement of one claim's diagnoses: which current-state findings it replaces, and its own."""
 
     def __init__(self, claim: Claim, held: list[Release]) -> None:
-        self.claim, self.held, self.when = claim, held, claim.date_of_service
+        self.held, self.when = held, claim.date_of_service
         earlier = [r for r in held if r.effective <= self.when]
         self.release = earlier[-1] if earlier else held[0]
         later = [r for r in held if r.effective > self.release.effective]
@@ -147,11 +147,16 @@ class _Judge:
 
     def _judge(self, iri: str, changes: list[Record], at: dict, after: dict | None, current: dict, below: str) -> None:
         notation, lines = self.lines[iri]
-        self.replaced.add(iri)
         label = at.get("label") or current.get("label") or (after or {}).get("label", "")
         values = {"diagnosis": notation, "label": label, "date": self.when.isoformat(),
                   "release": self.release.notation, "release_on": self.release.effective.isoformat()}
         links = (iri, self.release.iri)
+        deleting = [r for r in changes if r.kind == "deleted" and r.release.effective <= self.release.effective]
+        later = [r for r in changes if r.release.effective > self.release.effective and r.kind != "revised"]
+        exists, billable = _key(at)
+        if not exists and not deleting and not (later and later[0].kind == "added"):
+            return  # records that do not say why it is no code: the rules' findings stand
+        self.replaced.add(iri)
         if after is not None and _key(at) != _key(after) and (missing := self._missing()):
             latest = self.next is self.held[-1]
             self._add("diagnosis-release-uncertain", lines, {
@@ -160,17 +165,13 @@ class _Judge:
                 "next_state": _described(after, notation, below if latest else ""),
                 "missing": listed(d.isoformat() for d in missing)}, (*links, self.next.iri))
             return
-        exists, billable = _key(at)
-        later = [r for r in changes if r.release.effective > self.release.effective and r.kind != "revised"]
         if not exists and later and later[0].kind == "added":
             self._add("diagnosis-not-yet-valid", lines, {**values, "added": later[0].release.notation,
                                                          "added_on": later[0].release.effective.isoformat()}, links)
         elif not exists:
-            deleting = [r for r in changes if r.kind == "deleted" and r.release.effective <= self.release.effective]
-            self._add("diagnosis-deleted", lines, {
-                **values, "deleting": deleting[-1].release.notation if deleting else "an earlier",
-                "replacements": listed(r.rsplit("/", 1)[1] for r in (deleting[-1].replaced_by if deleting else ()))},
-                links)
+            self._add("diagnosis-deleted", lines, {**values, "deleting": deleting[-1].release.notation,
+                                                   "replacements": listed(r.rsplit("/", 1)[1]
+                                                                          for r in deleting[-1].replaced_by)}, links)
         elif not billable:
             self._add("diagnosis-not-billable", lines, {**values, "level": _level(notation)}, links)
 
