@@ -10,23 +10,8 @@ from werkzeug.exceptions import HTTPException
 from . import api, check, diff, exports, fhir, pages, search, sparql, store, why
 from .http import body
 from .http.errors import HTTPError, error_response, handle_http_exception
+from .http.headers import add_headers
 from .settings import DEFAULTS, from_environment
-
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-                               "script-src 'self'; frame-ancestors 'none'",
-    "Cross-Origin-Resource-Policy": "cross-origin",
-    "Access-Control-Allow-Origin": "*",
-}
-#: what a CORS preflight (OPTIONS) needs besides the origin; on other answers browsers ignore these
-PREFLIGHT_HEADERS = {
-    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Accept, Content-Type",
-    "Access-Control-Max-Age": "86400",
-}
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -71,9 +56,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.after_request
     def headers(response: Response) -> Response:
-        present = response.headers
-        extra = PREFLIGHT_HEADERS.items() if request.method == "OPTIONS" else ()
-        present.extend([(k, v) for k, v in (*SECURITY_HEADERS.items(), *extra) if k not in present])
-        return response
+        return add_headers(response, preflight=request.method == "OPTIONS")
 
     return app

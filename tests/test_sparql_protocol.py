@@ -725,18 +725,32 @@ def test_select_limit_10_has_exactly_10(client):
 # --- security headers and CORS -------------------------------------------------------------------
 
 
+DOCUMENT_HEADERS = ("Content-Security-Policy", "X-Frame-Options", "Referrer-Policy")
+
+
 def test_security_headers(client):
+    """A data answer is never sniffed as a page; a document (HTML, any XML) gets the page protections too."""
     response = get(client, SELECT_Q)
+    assert response.mimetype == "application/sparql-results+json"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert response.headers["X-Frame-Options"] in ("DENY", "SAMEORIGIN")
-    assert "default-src" in response.headers["Content-Security-Policy"]
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    for accept in ("application/sparql-results+xml", "text/html"):
+        document = get(client, SELECT_Q if "xml" in accept else None, accept=accept)
+        assert document.status_code == 200, accept
+        assert document.headers["X-Content-Type-Options"] == "nosniff"
+        assert document.headers["X-Frame-Options"] in ("DENY", "SAMEORIGIN")
+        assert "default-src" in document.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in document.headers["Content-Security-Policy"]
+        assert document.headers["Referrer-Policy"] == "no-referrer"
 
 
 def test_security_headers_on_errors(client):
     response = get(client, "SELECT * WHERE {")
     assert response.status_code == 400
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert "Content-Security-Policy" in response.headers
+    page = client.get("/id/cpt/00000", headers={"Accept": "text/html"})
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    assert all(name in page.headers for name in DOCUMENT_HEADERS)
 
 
 def test_cors_on_get(client):
