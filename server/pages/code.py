@@ -5,7 +5,7 @@ ICD-10-CM its Tabular List notes, own and inherited (`notes`).
 The code's own triples come from `describe`; the nodes it owns (profiles and their steps,
 indications, history events), its conditions' ICD-10-CM matches, its edits, its device crosswalk
 and its chain of parents take five more queries (an ICD-10-CM item's notes one more), then one bulk
-label load for everything shown.
+label load for everything shown; against a remote engine the independent ones go together (`fanout`).
 """
 
 from __future__ import annotations

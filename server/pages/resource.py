@@ -19,9 +19,9 @@ from .view import View, public_base
 def resource_rdf(iri: str, fmt: Format) -> bytes:
     """The description, the shown page of reverse links and (for ICD-10-CM) the shown page of children."""
     view = View()
-    extra = reverse_triples(iri, reverse_links(iri, view))
-    if request.args.get("cpage") or iri.startswith(public_base() + "id/icd10cm"):
-        extra += [(c.iri, BROADER, iri) for c in children(iri, view).rows]
+    with_children = bool(request.args.get("cpage")) or iri.startswith(public_base() + "id/icd10cm")
+    rev, kids = gather(lambda: reverse_links(iri, view), lambda: children(iri, view) if with_children else None)
+    extra = reverse_triples(iri, rev) + ([(c.iri, BROADER, iri) for c in kids.rows] if kids else [])
     return describe_rdf(iri, fmt, extra)
 
 
