@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from sys import intern
 
-from rdflib import URIRef
+from rdflib import BNode, URIRef
 from rdflib.namespace import OWL, RDF, RDFS
 
 from .namespaces import ID_BASE, MC
@@ -59,8 +59,9 @@ def _term(key: object) -> object:
 
 
 def _digest(terms: Iterable[object]) -> str:
-    """A stable 16-hex-digit name for a tuple of terms (their N-Triples forms), the same in every build."""
-    text = "\x1f".join(f"<{t}>" if type(t) is str else t.n3() for t in terms)
+    """A stable 16-hex-digit name for a tuple of terms (their N-Triples forms), the same in every build: a blank
+    node (an owl:propertyChainAxiom's list, named anew by every parse) counts as `_:`, not by its label."""
+    text = "\x1f".join(f"<{t}>" if type(t) is str else "_:" if isinstance(t, BNode) else t.n3() for t in terms)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 

@@ -35,7 +35,7 @@ from .icd10cm import release as icd10cm_release
 from .namespaces import GRAPH_ASSERTED, GRAPH_DERIVATIONS, GRAPH_INFERRED, MC, SOURCES_DIR, code_iri
 from .ncci import Tables, describe, ncci_triples, pair_key_triples, read_ncci
 from .ontology import load_ontology
-from .reasoning import infer_partitioned
+from .reasoning import canonical, infer_partitioned
 from .release_files import fetch, release_files
 from .release_graphs import dated_graphs, dated_meta
 from .releases import History, read_history
@@ -196,8 +196,9 @@ def _write_graphs(writer: SnapshotWriter, curation: Curation, tables: Tables | N
     SHACL check; returns the asserted and the inferred triples."""
     asserted: set = set()
     core: list[Triple] = []
-    writer.add(str(GRAPH_ASSERTED), _unseen([*load_ontology(), *curation.graph, *_ncci(curation, tables)],
-                                            asserted, core))
+    # in one order (an rdflib graph's varies from run to run): the derivations follow from it
+    writer.add(str(GRAPH_ASSERTED), _unseen(chain(canonical([*load_ontology(), *curation.graph]),
+                                                  _ncci(curation, tables)), asserted, core))
     writer.add(str(GRAPH_ASSERTED), _unseen(list(pair_key_triples(core)), asserted, core))
     icd: list[Triple] = []
     steps.run("Generating the ICD-10-CM hierarchy and its history (the store is written meanwhile)",
@@ -214,7 +215,7 @@ def _write_graphs(writer: SnapshotWriter, curation: Curation, tables: Tables | N
     for graph, triples in dated.items():
         writer.add(graph, triples)
     why, unexplained = steps.run("Recording why each inferred triple holds (OWL 2 RL rule instances)",
-                                 lambda: derivations(asserted, inferred, load_ontology()),
+                                 lambda: derivations(chain(core, icd), inferred, load_ontology()),
                                  lambda found: f"{len(inferred) - len(found[1])} of {len(inferred)} explained")
     if unexplained:
         steps.echo(f"      no rule instance found for {len(unexplained)} inferred triples, e.g. {unexplained[0]}")

@@ -128,7 +128,22 @@ def infer(asserted: Iterable[Triple], engine: Choice["reasonable", "owlrl"] = "r
         closure = _owlrl(triples)
     else:
         raise ValueError(f"unknown reasoner {engine!r} (one of {', '.join(ENGINES)})")
-    return [t for t in closure if _keep(t, asserted_set)]
+    return canonical([t for t in closure if _keep(t, asserted_set)])
+
+
+def canonical(triples: Iterable[Triple]) -> list[Triple]:
+    """The triples in one order whatever order they came in (the engine's, and an rdflib graph's, vary from run to
+    run), so that what is computed from their order (the derivations) is the same in every build. Blank nodes,
+    labelled anew by every parse, sort as equal."""
+    return sorted(triples, key=lambda t: (_sort_key(t[1]), _sort_key(t[0]), _sort_key(t[2])))
+
+
+def _sort_key(term: object) -> tuple[str, str, str, str]:
+    if type(term) is URIRef:
+        return "", term, "", ""
+    if isinstance(term, Literal):
+        return "l", term, str(term.datatype or ""), term.language or ""
+    return "b", "", "", ""
 
 
 def infer_partitioned(core: Iterable[Triple], bulk: Iterable[Triple],
@@ -195,7 +210,7 @@ def _closure_pairs(edges: dict[object, set]) -> list[tuple[object, object]]:
         for x, known in edges.items():
             if reached := reach[x] - known:
                 known |= reached
-                added.extend((x, z) for z in reached)
+                added.extend((x, z) for z in sorted(reached, key=str))  # (sets' order varies between runs)
         return added
     base = {x: tuple(ys) for x, ys in edges.items()}
     added, delta = [], base
@@ -206,7 +221,7 @@ def _closure_pairs(edges: dict[object, set]) -> list[tuple[object, object]]:
             if reached := {z for y in middle for z in base.get(y, ()) if z not in known}:
                 known |= reached
                 following[x] = reached
-                added.extend((x, z) for z in reached)
+                added.extend((x, z) for z in sorted(reached, key=str))
         delta = following
     return added
 
@@ -305,7 +320,8 @@ class Schema:
             if p in edges:
                 edges[p][s].add(o)
         while emit.grown:  # the relations that gained edges since their closure was last taken
-            q = emit.grown.pop()
+            q = min(emit.grown)
+            emit.grown.discard(q)
             emit.facts([(x, q, z) for x, z in _closure_pairs(edges[q])])
         return list(found)
 
@@ -319,7 +335,7 @@ class _Emitter:
 
     def _add_types(self, nodes: Iterable, classes: Iterable) -> None:
         asserted, found = self.asserted, self.found
-        for c in classes:
+        for c in sorted(classes):
             for node in nodes:
                 t = (node, TYPE, c)
                 if t not in found and t not in asserted:
@@ -334,7 +350,7 @@ class _Emitter:
         if p in TYPES:
             self._add_types([s for s, _, _ in triples], self.schema.up(o) - {o})
             return
-        for q, flipped in self.schema.derived(p):
+        for q, flipped in sorted(self.schema.derived(p)):
             edges = self.edges.get(q)
             if (q, flipped) != (p, False) or edges is not None:  # not just the triples themselves
                 self._derive(triples, q, flipped, edges)

@@ -7,13 +7,16 @@ the traces run on the session's full build, embedded or (MEDCODE_TEST_STORE=virt
 from __future__ import annotations
 
 import html
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from kg import build
-from kg.contract import GRAPH_DERIVATIONS, INFERENCE_GRAPHS, ONTOLOGY_IRI, current_snapshot, open_store
+from kg.contract import DUMP_FILE, GRAPH_DERIVATIONS, INFERENCE_GRAPHS, ONTOLOGY_IRI, current_snapshot, open_store
 from kg.namespaces import ID_BASE, MC
 from server import create_app
 
@@ -26,12 +29,20 @@ REFILL_CODES = ("95990", "95991")
 PLACEHOLDERS = {str(MC.conclusionSubject): 0, str(MC.conclusionObject): 2}
 
 
+FIXTURE_CODES = ["G35.A", "G89.3"]
+
+
 @pytest.fixture(scope="module")
-def fixture_store(tmp_path_factory: pytest.TempPathFactory):
+def fixture_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small build: the curated family and two ICD-10-CM codes with their ancestors."""
     target = tmp_path_factory.mktemp("why-data")
-    build(target, icd10cm=["G35.A", "G89.3"], echo=lambda _line: None)
-    return open_store(current_snapshot(target))
+    build(target, icd10cm=FIXTURE_CODES, echo=lambda _line: None)
+    return target
+
+
+@pytest.fixture(scope="module")
+def fixture_store(fixture_data: Path):
+    return open_store(current_snapshot(fixture_data))
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +105,26 @@ def test_every_inferred_triple_has_one_well_founded_derivation(fixture_store):
         return depth[triple]
 
     assert max(settle(t, frozenset()) for t in inferred) >= 3
+
+
+def _derivation_lines(data: Path) -> set[str]:
+    """The derivations graph's quads as the snapshot's N-Quads dump holds them."""
+    tail = f"<{DERIVATIONS}> .\n"
+    with (current_snapshot(data) / DUMP_FILE).open(encoding="utf-8") as dump:
+        return {line for line in dump if line.endswith(tail)}
+
+
+def test_two_builds_record_the_same_derivations(fixture_data: Path, tmp_path: Path):
+    """The derivations follow from the input alone, not from the order the engine or an rdflib graph hands the
+    triples over in, nor from string hashing: the same build in another process, with another hash seed."""
+    seed = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"
+    script = ("import sys; from pathlib import Path; from kg import build; "
+              "build(Path(sys.argv[1]), icd10cm=sys.argv[2:], echo=lambda _line: None)")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path), *FIXTURE_CODES], check=True, timeout=600,
+                   cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "PYTHONHASHSEED": seed})
+    first, second = _derivation_lines(fixture_data), _derivation_lines(tmp_path)
+    assert len(first) > 1000
+    assert first == second, f"{len(first ^ second)} quads differ, e.g. {sorted(first ^ second)[:3]}"
 
 
 def _why(client, s: str, p: str, o: str, status: int = 200) -> dict:
