@@ -53,6 +53,7 @@ SELECT ?c ?k ?v WHERE {{
   UNION {{ GRAPH <{GRAPH_ASSERTED}> {{ ?c mc:inclusionTerm ?n . ?n rdfs:label ?v }} BIND("inclusion" AS ?k) }}
 }}"""
 
+TYPED, INCLUSION, LABEL = object(), object(), object()  # rows_from_triples' other kinds of triple
 #: INDEX_QUERY's kinds of asserted value, by predicate (for `rows_from_triples`)
 KINDS = {SKOS.notation: "notation", SKOS.inScheme: "scheme", SKOS.prefLabel: "label", SKOS.altLabel: "alt",
          MC.longDescriptor: "long"}
@@ -164,18 +165,23 @@ def rows_from_triples(asserted: Iterable[tuple], inferred: Iterable[tuple]) -> l
     codes: set = set()
     inclusion: list[tuple] = []
     labels: dict = defaultdict(list)
+    # one dict look-up per triple: comparing rdflib terms runs in Python (and so does RDF.type's look-up)
+    kinds, code = {**KINDS, RDF.type: TYPED, MC.inclusionTerm: INCLUSION, RDFS.label: LABEL}, MC.Code
     for s, p, o in asserted:
-        kind = KINDS.get(p)
-        if kind is not None:
-            rows.append((str(s), kind, str(o)))
-        elif p == RDF.type:
-            if o == MC.Code:
+        kind = kinds.get(p)
+        if kind is None:
+            continue
+        if kind is TYPED:
+            if o == code:
                 codes.add(s)
-        elif p == MC.inclusionTerm:
+        elif kind is INCLUSION:
             inclusion.append((s, o))
-        elif p == RDFS.label:
+        elif kind is LABEL:
             labels[s].append(str(o))
-    codes.update(s for s, p, o in inferred if p == RDF.type and o == MC.Code)
+        else:
+            rows.append((str(s), kind, str(o)))
+    typed = {RDF.type: TYPED}
+    codes.update(s for s, p, o in inferred if p in typed and o == code)
     rows.extend((str(c), "code", "") for c in codes)
     rows.extend((str(c), "inclusion", label) for c, term in inclusion for label in labels.get(term, ()))
     return rows

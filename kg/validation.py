@@ -49,8 +49,9 @@ def shacl_data_graph(triples: list[tuple], referenced_icd: set[URIRef]) -> Graph
     shapes are about what people curate.
     """
     graph = _PreparedQueryGraph()
+    starts = str.startswith  # (rdflib's own startswith runs in Python, a third of this loop's time)
     for t in triples:
-        if not t[0].startswith(ICD_BASE) or t[0] in referenced_icd:  # (a subject is an IRI or a blank node: a str)
+        if not starts(t[0], ICD_BASE) or t[0] in referenced_icd:  # (a subject is an IRI or a blank node: a str)
             graph.add(t)
     return graph
 
