@@ -1,12 +1,15 @@
 """Benchmark: the full build (family + all of ICD-10-CM) step by step, with its peers, in one table.
 
-Run on demand:  python bench/bench_build.py [--builds 3] [--owlrl-cap 240] [--no-peers] [--releases DIR]
+Run on demand:  python bench/bench_build.py [--builds 3] [--owlrl-cap 240] [--no-peers] [--releases DIR | --no-releases]
 
 Every row runs in a process of its own (so memory does not carry over), one after the other:
-  * `medcode build` into a temporary data directory: each step, then the whole build (with --builds N,
-    the fastest of N builds: on a shared machine the others are slowed by whatever else runs); with
-    --releases DIR (earlier ICD-10-CM releases, as `medcode build --releases` reads them) the same again
-    with them, builds with and without taking turns, and what they add;
+  * `medcode build` into a temporary data directory, as `medcode build --no-releases` and as `medcode build`
+    (the earlier ICD-10-CM releases from --releases DIR, default: the build's own cache, fetched into it as
+    the build does), the two kinds taking turns: each step (wall, the process's CPU with the store's loader
+    threads, and the build thread's own CPU: a step whose wall exceeds its own CPU waited for the loaders or
+    for a core), then the whole build and its process (imports included), the fastest of --builds N (on a
+    shared machine the others are slowed by whatever else runs), with the median and the load average
+    around them; and what the earlier releases add against the budget (10 s per extra release);
   * the reasoning alone, as the build does it (the engine over the curated core, ICD-10-CM closed
     directly) and as it was done before (`reasonable` over everything), and `owlrl` (the reference
     semantics, pure Python, stopped at --owlrl-cap seconds) over the curated family;
@@ -23,6 +26,7 @@ import multiprocessing
 import os
 import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -32,13 +36,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-Row = tuple[str, str, float, float, float]  # (run, step, wall s, CPU s, peak RSS MB)
+Row = tuple[str, str, float, float, float, float]  # (run, step, wall s, CPU s, own-thread CPU s, peak RSS MB)
+NAN = float("nan")
 
 
 def _build(data: str, releases: str | None = None) -> dict[str, Any]:
     from kg import build
 
-    return build(Path(data), echo=lambda _line: None, releases=Path(releases) if releases else None).meta
+    return build(Path(data), echo=lambda _line: None, releases=Path(releases) if releases else None,
+                 fetch_releases=releases is not None).meta
 
 
 def _inputs() -> tuple[list[tuple], list[tuple], list[tuple]]:
@@ -118,29 +124,38 @@ def measure(fn: Callable[..., dict[str, Any]], *args: object, cap: float = 3600)
 
 
 def build_rows(data: Path, builds: int, releases: str | None = None) -> list[Row]:
-    """The build's steps (wall s as the build reports them) and the whole build: the fastest of `builds`; with
-    `releases`, the same with the earlier ICD-10-CM releases (the two kinds take turns) and what they add."""
+    """The build's steps (as the build reports them) and the whole build: the fastest of `builds`, with the median
+    and the load average; with `releases`, the same with the earlier ICD-10-CM releases (the two kinds take turns)
+    and what they add."""
     kinds = [None, releases] if releases else [None]
-    runs: dict[str | None, list[tuple[float, dict[str, Any]]]] = {kind: [] for kind in kinds}
+    runs: dict[str | None, list[tuple[float, dict[str, Any], float]]] = {kind: [] for kind in kinds}
     for _ in range(builds):
         for kind in kinds:
             started = time.perf_counter()
             result = measure(_build, str(data), kind)
-            runs[kind].append((time.perf_counter() - started, result))
+            runs[kind].append((time.perf_counter() - started, result, os.getloadavg()[0]))
     rows: list[Row] = []
     fastest = {kind: min(found, key=lambda run: run[0]) for kind, found in runs.items()}
-    for kind, (wall, result) in fastest.items():
-        name = "medcode build" if kind is None else \
-            f"medcode build --releases ({', '.join(result['icd10cm_releases'])})"
-        rows += [(name, step, s, result["cpu_s"][step], float("nan")) for step, s in result["timings_s"].items()]
+    for kind, (wall, result, _) in fastest.items():
+        found = runs[kind]
+        name = "medcode build --no-releases" if kind is None else \
+            f"medcode build ({', '.join(result['icd10cm_releases'])})"
+        loads = ", ".join(f"{load:.1f}" for *_, load in found)
+        rows += [(name, step, s, result["cpu_s"][step], result["own_cpu_s"][step], NAN)
+                 for step, s in result["timings_s"].items()]
         counts = " + ".join(f"{n:,}" for n in result["triples"].values())
-        rows.append((f"{name} ({counts} triples)", "the build", result["build_s"], float("nan"), float("nan")))
-        rows.append((name, "its process, imports included", wall, result["cpu"], result["rss"]))
+        rows.append((f"{name} ({counts} triples)", "the build", result["build_s"], NAN, NAN, NAN))
+        rows.append((name, f"its process, imports included: fastest of {len(found)} (load {loads} after each)",
+                     wall, result["cpu"], NAN, result["rss"]))
+        if len(found) > 1:
+            rows.append((name, "its process: median", statistics.median(run[0] for run in found),
+                         statistics.median(run[1]["cpu"] for run in found), NAN,
+                         statistics.median(run[1]["rss"] for run in found)))
     if releases:
-        (plain_wall, plain), (wall, result) = fastest[None], fastest[releases]
+        (plain_wall, plain, _), (wall, result, _) = fastest[None], fastest[releases]
         extra = len(result["icd10cm_releases"]) - 1
-        rows.append((f"what {extra} earlier releases add", "its process", wall - plain_wall,
-                     result["cpu"] - plain["cpu"], result["rss"] - plain["rss"]))
+        rows.append((f"what {extra} earlier releases add (budget {10 * extra} s)", "its process", wall - plain_wall,
+                     result["cpu"] - plain["cpu"], NAN, result["rss"] - plain["rss"]))
     return rows
 
 
@@ -157,9 +172,9 @@ def peer_rows(dump: Path, owlrl_cap: float) -> list[Row]:
     ]:
         result = measure(fn, *args, cap=cap)
         if result is None:
-            rows.append((label, f"stopped at {cap:.0f} s", float("nan"), float("nan"), float("nan")))
+            rows.append((label, f"stopped at {cap:.0f} s", NAN, NAN, NAN, NAN))
         else:
-            rows.append((label, f"{result['triples']:,} triples", result["wall"], result["cpu"], result["rss"]))
+            rows.append((label, f"{result['triples']:,} triples", result["wall"], result["cpu"], NAN, result["rss"]))
     return rows
 
 
@@ -172,20 +187,25 @@ def main() -> None:
     parser.add_argument("--builds", type=int, default=1, help="build N times, show the fastest")
     parser.add_argument("--owlrl-cap", type=float, default=240)
     parser.add_argument("--no-peers", action="store_true", help="only the build")
-    parser.add_argument("--releases", default=None, help="also build with the earlier ICD-10-CM releases in DIR")
+    parser.add_argument("--releases", default=None,
+                        help="the earlier ICD-10-CM releases' directory (default: the build's cache, fetched into)")
+    parser.add_argument("--no-releases", action="store_true", help="only build without the earlier releases")
     args = parser.parse_args()
+    from kg.release_files import default_cache
+
+    releases = None if args.no_releases else (args.releases or str(default_cache()))
     before = os.getloadavg()
     data = Path(tempfile.mkdtemp(prefix="bench-build-"))
     try:
-        rows = build_rows(data, args.builds, args.releases)
+        rows = build_rows(data, args.builds, releases)
         if not args.no_peers:
             rows += peer_rows(data / "current" / "medcode.nq", args.owlrl_cap)
     finally:
         shutil.rmtree(data, ignore_errors=True)
-    print("| run | step | wall s | CPU s | peak RSS MB |")
-    print("|---|---|---|---|---|")
-    for run, step, wall, cpu, rss in rows:
-        print(f"| {run} | {step} | {_cell(wall, 1)} | {_cell(cpu, 1)} | {_cell(rss, 0)} |")
+    print("| run | step | wall s | CPU s | own CPU s | peak RSS MB |")
+    print("|---|---|---|---|---|---|")
+    for run, step, wall, cpu, own, rss in rows:
+        print(f"| {run} | {step} | {_cell(wall, 1)} | {_cell(cpu, 1)} | {_cell(own, 1)} | {_cell(rss, 0)} |")
     after = os.getloadavg()
     print(f"\n{os.cpu_count()} cores; load average {before[0]:.1f} before, {after[0]:.1f} after "
           "(other work on the machine slows every row alike)")
