@@ -141,11 +141,9 @@ class DatedState(NamedTuple):
 
 def dated_state(meta: dict[str, Any], when: date, inference: str = "all") -> DatedState | None:
     """The state on `when`: that of the latest release held that took effect on or before it (a later date: the
-    current state, whose graphs are INFERENCE_GRAPHS'); None before the first release held. A snapshot built
-    before dated graphs existed holds only the current state."""
+    current state, whose graphs are INFERENCE_GRAPHS'); None before the first release held (or in a snapshot built
+    before dated states existed, which holds none)."""
     held = sorted(meta.get(DATED, {}).items(), key=lambda item: item[1]["effective"])
-    if not held:
-        return DatedState("", "", INFERENCE_GRAPHS[inference])
     earlier = [(notation, state) for notation, state in held if date.fromisoformat(state["effective"]) <= when]
     if not earlier:
         return None

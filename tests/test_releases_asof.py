@@ -17,8 +17,10 @@ import pytest
 import simple_icd_10_cm as cm
 from test_releases import RELEASES, client, history_data, states  # noqa: F401 (fixtures)
 
-from kg.contract import ID_BASE, LOCAL_GRAPHS
+from kg.contract import DATED, ID_BASE, LOCAL_GRAPHS, dated_state
 from server.diff.history import records, state_at, values_now
+from server.http.errors import HTTPError
+from server.store import state_on
 
 ICD = f"{ID_BASE}icd10cm/"
 #: a date in force of each release the fixture build holds
@@ -185,3 +187,16 @@ def test_exports_refuse_bad_as_of(client) -> None:  # noqa: F811
     for value, words in (("2020-01-01", "before the first"), ("soon", "not a date")):
         answer = client.get("/export/icd10cm-hierarchy.csv", query_string={"as_of": value})
         assert answer.status_code == 400 and words in answer.get_data(as_text=True)
+
+
+def test_a_date_selects_the_release_in_force() -> None:
+    meta = {DATED: {"2026-04": {"effective": "2026-04-01", "asserted": ["a"], "inferred": ["i"]},
+                    "2021-01": {"effective": "2021-01-01", "asserted": ["s-a", "r-a"], "inferred": ["s-i", "r-i"]}}}
+    assert dated_state(meta, date(2020, 12, 31)) is None
+    assert dated_state(meta, date(2021, 1, 1)) == ("2021-01", "2021-01-01", ["s-a", "r-a", "s-i", "r-i"])
+    assert dated_state(meta, date(2026, 3, 31), "inferred").graphs == ["s-i", "r-i"]
+    assert dated_state(meta, date(2026, 4, 1), "asserted").graphs == ["a"]
+    assert dated_state(meta, date(2999, 1, 1)).release == "2026-04"  # a later date: the current state
+    with pytest.raises(HTTPError) as refused:
+        state_on({}, date(2025, 6, 1))  # a snapshot built before dated states: says so, never today's answer
+    assert refused.value.status == 400 and "no dated states" in str(refused.value)

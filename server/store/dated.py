@@ -38,6 +38,9 @@ def state_on(meta: dict, when: date, inference: str = "all") -> DatedState:
     state = dated_state(meta, when, inference)
     if state is None:
         first = first_dated(meta)
+        if first is None:
+            raise HTTPError(400, "as_of: this snapshot holds no dated states (it was built before they existed); "
+                                 "rebuild it with `medcode build`.")
         raise HTTPError(400, f"as_of: {when.isoformat()} is before the first ICD-10-CM release the graph holds"
-                             + (f" ({first[0]}, in force from {first[1]})" if first else "") + ".")
+                             f" ({first[0]}, in force from {first[1]}).")
     return state
