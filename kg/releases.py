@@ -4,8 +4,9 @@ Every code keeps its one IRI. The graph says which releases hold it (``mc:inRele
 each change between two consecutive releases as an ``mc:CodeChange`` (an addition, a deletion, or a
 revision of one property: label, billable flag, one kind of Tabular List note) with the values before
 and after; a code no longer in the current release is an ``mc:DeletedCode`` with the release that
-deleted it and, where the release's structure shows them, its replacements. Queries of a date
-(``as_of``) filter on these: the state at a date is that of the latest release in force on it.
+deleted it and, where the release's structure shows them, its replacements. The state at a date is
+that of the latest release in force on it: what each earlier release says differently (`Volatile`)
+becomes its own named graphs (kg.release_graphs), which `as_of` selects.
 
 The earlier releases come from the package's wheels (kg.release_files fetches or finds them); the
 releases are read with the package's own loader (``change_version``), so codes, 7th-character
