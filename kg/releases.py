@@ -27,7 +27,7 @@ from typing import NamedTuple
 from rdflib import Literal, URIRef
 from rdflib.namespace import RDF, RDFS, SKOS, XSD
 
-from .icd10cm import NOTE_KINDS, SCHEME, icd_triples
+from .icd10cm import NOTE_KINDS, SCHEME, Resolver, _cm, icd_triples
 from .namespaces import DCTERMS, ID, ID_BASE, MC
 
 Triple = tuple[URIRef, URIRef, object]
@@ -319,8 +319,6 @@ def owner(iri: object) -> str | None:
 def _premises(held: set[str], universe: set[str], release: Release) -> tuple[Triple, ...]:
     """The loaded release's ICD-10-CM triples about the codes `held`, their ancestors and their descendants (those
     in `universe`, the build's codes), with their notes' sources named after `release`."""
-    from .icd10cm import Resolver, _cm
-
     cm = _cm()
     items = set(held)
     for code in held:
@@ -339,6 +337,7 @@ def _premises(held: set[str], universe: set[str], release: Release) -> tuple[Tri
 
 def _volatile(release: Release, state: dict[str, State], parents: dict[str, str], current: dict[str, State],
               current_parents: dict[str, str]) -> Volatile:
+    """What the loaded release (`state`, `parents`) says differently from the current one."""
     codes = {c for c in set(state) | set(current)
              if (state.get(c), parents.get(c)) != (current.get(c), current_parents.get(c))}
     held = codes & set(state)
