@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import click
+import pyoxigraph as ox
 
 from kg.contract import (
     INFERENCE_GRAPHS,
+    LOCAL_GRAPHS,
     PREFIXES,
     current_snapshot,
     default_data_dir,
@@ -95,7 +97,8 @@ def stats(data_dir: Path | None) -> None:
     for graph, count in meta["triples"].items():
         click.echo(f"  {count:>10,}  triples in <{graph}>")
     store = open_store(snapshot)
-    for row in store.query(CLASS_SUMMARY_QUERY, use_default_graph_as_union=True):
+    local = [ox.NamedNode(g) for g in LOCAL_GRAPHS]  # not the dated states' graphs (as_of)
+    for row in store.query(CLASS_SUMMARY_QUERY, default_graph=local, named_graphs=local):
         click.echo(f"  {int(row['n'].value):>10,}  {row['class'].value}")
 
 

@@ -17,7 +17,7 @@ import virtuoso as virtuoso_server
 from helpers import free_port
 
 from kg import build
-from kg.contract import INFERENCE_GRAPHS, current_snapshot, open_store, read_meta
+from kg.contract import INFERENCE_GRAPHS, LOCAL_GRAPHS, current_snapshot, open_store, read_meta
 from kg.publish import publish
 from server.store import RemoteStore, SnapshotMissing
 
@@ -107,9 +107,27 @@ class AppStore:
         return ox.parse_query_results(payload, format=ox.QueryResultsFormat.JSON)
 
 
+class SnapshotStore:
+    """The snapshot's Oxigraph store, whose union default graph is that of the local graphs (asserted, inferred,
+    derivations): the graphs of the dated states (as_of) hold other dates' facts, which no test of today's
+    graph means to read."""
+
+    def __init__(self, store: ox.Store) -> None:
+        self.store = store
+
+    def query(self, text: str, *, use_default_graph_as_union: bool = False, **options):
+        if use_default_graph_as_union and options.get("default_graph") is None:
+            options["default_graph"] = [ox.NamedNode(g) for g in LOCAL_GRAPHS]
+            options.setdefault("named_graphs", options["default_graph"])
+        return self.store.query(text, **options)
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+
 @pytest.fixture(scope="session")
 def store(request: pytest.FixtureRequest, data_dir: Path):
     """The snapshot's Oxigraph store opened read-only, or in remote mode the same questions put to the engine."""
     if REMOTE:
         return AppStore(request.getfixturevalue("remote_engine"))
-    return open_store(current_snapshot(data_dir))
+    return SnapshotStore(open_store(current_snapshot(data_dir)))
