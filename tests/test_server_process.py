@@ -171,12 +171,14 @@ def test_time_limit_stops_runaway_query_and_keeps_serving(server):
     assert time.monotonic() - start < 2.0
     assert_lookup_ok(response)
 
-    # the runaway query is burning a CPU in the gunicorn worker that serves it
+    # the runaway query is burning a CPU in the gunicorn worker that serves it: by far the busiest of the
+    # server's processes (on a loaded machine it may get well under a core, so no fixed share is asked)
     before = descendants(server.process.pid)
-    busy = {pid: s for pid, s in cpu_busy(before, 0.5).items() if s > 0.3}
+    shares = sorted(((s, pid) for pid, s in cpu_busy(before, 0.5).items()), reverse=True)
     assert thread.is_alive(), f"the pathological query ended early: {outcome}"
-    assert len(busy) == 1, f"expected exactly one busy process (the one running the query), got {busy}"
-    hog = next(iter(busy))
+    assert shares and shares[0][0] > 0.05, f"no process is running the query: {shares}"
+    assert len(shares) == 1 or shares[0][0] > 2 * shares[1][0] + 0.02, f"no single process runs the query: {shares}"
+    hog = shares[0][1]
     arbiter = proc_stat(hog)[0]
 
     thread.join(QUERY_TIMEOUT + 10)
