@@ -202,6 +202,9 @@ def test_a_claim_points_to_at_most_12_diagnoses(client):
 def test_a_body_that_is_not_a_json_claim_is_refused(client):
     assert client.post("/check", data="{", content_type="application/json").status_code == 400
     assert client.post("/check", data="x", content_type="text/plain").status_code == 415
+    nested = '{"date_of_service": "2026-03-02", "lines": [' + "[" * 5000 + "]" * 5000 + "]}"
+    deep = client.post("/check", data=nested, content_type="application/json")
+    assert deep.status_code == 400 and deep.get_data(as_text=True).startswith("$: the JSON is nested too deeply")
     error = client.post("/check", json=[], headers={"Accept": "application/json"})
     assert error.status_code == 400 and error.get_json()["ok"] is False
 

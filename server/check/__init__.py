@@ -47,6 +47,8 @@ def run() -> Response:
             data = json.loads(request.get_data(as_text=True))
         except ValueError as exc:
             raise HTTPError(400, f"The body is not JSON: {exc}") from exc
+        except RecursionError as exc:  # the standard decoder recurses once per level of nesting
+            raise HTTPError(400, "$: the JSON is nested too deeply to be a claim.") from exc
         result = check(parse_claim(data))
         return Response(json.dumps(result.to_json(), indent=2), mimetype="application/json")
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
