@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from rdflib.namespace import RDF, SKOS
 
 from kg.contract import GRAPH_ASSERTED, GRAPH_INFERRED, ID_BASE, MC, current_snapshot
 from kg.snapshot import publish, write_snapshot
+from server.http.body import BODY_SECONDS, DRAIN_SECONDS
 
 pytestmark = [pytest.mark.embedded_only,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and process groups")]
@@ -77,6 +79,40 @@ def test_an_over_limit_body_is_413_whatever_its_framing_and_nothing_runs(tiny_se
         assert b"request-size limit" in text
     status, text = post_form(tiny_server.port, query + b"&pad=" + b"A" * 1000, chunked)
     assert status == 200 and b'"bindings"' in text
+
+
+def slow_body(port: int, declared: int) -> socket.socket:
+    """A connection that declares a form body of `declared` bytes and sends three of them."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    sock.sendall(b"POST /sparql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                 + f"Content-Length: {declared}\r\n\r\nque".encode())
+    return sock
+
+
+def test_clients_that_never_finish_their_bodies_do_not_silence_the_server(tiny_server):
+    """Each request holds one of the workers' threads (2 x 4) while its body arrives: ten clients that declare a
+    body and stall would hold them all for ever. Each body must arrive within its deadline (a 408)."""
+    stalled = [slow_body(tiny_server.port, 100) for _ in range(10)]
+    try:
+        started = time.monotonic()
+        answer = requests.get(tiny_server.url, params={"query": "ASK {}"}, timeout=BODY_SECONDS + 20)
+        assert answer.status_code == 200, answer.text
+        assert time.monotonic() - started < BODY_SECONDS + 15
+        for sock in stalled:
+            assert sock.recv(64).startswith(b"HTTP/1.1 408")
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_a_declared_length_over_the_limit_is_413_without_waiting_for_the_body(tiny_server):
+    sock = slow_body(tiny_server.port, 2_000_000)
+    try:
+        started = time.monotonic()
+        assert sock.recv(64).startswith(b"HTTP/1.1 413")
+        assert time.monotonic() - started < DRAIN_SECONDS + 5
+    finally:
+        sock.close()
 
 
 def etag(server) -> str:
