@@ -82,6 +82,19 @@ def test_reverse_r4_finds_the_sources(client):
     assert ok and message.startswith("5 codes in") and "map to E0783" in message
 
 
+def test_reverse_reads_a_map_backwards_only_where_it_has_that_direction(client):
+    """E0783 is a source of the indication map (HCPCS -> ICD-10-CM), never its target: no ICD-10-CM code maps to
+    it, though relatedMatch is symmetric; the HCPCS closeMatch C1772 <-> E0783 goes both ways."""
+    params = client.get(f"{TRANSLATE}?system={HCPCS}&code=E0783&reverse=true").get_json()
+    Parameters.model_validate(params)
+    systems = {system for system, _ in found(params)}
+    assert ICD not in systems
+    assert {(CPT, code) for code in ("62362", "62367", "62368", "62369", "62370")} <= set(found(params))
+    assert (HCPCS, "C1772") in found(params)
+    forward = client.get(f"{TRANSLATE}?system={HCPCS}&code=E0783").get_json()
+    assert ICD in {system for system, _ in found(forward)}  # forward, E0783's indications still translate
+
+
 def test_reverse_r5_by_target_code(client):
     """R5: targetCode + targetSystem name the target concept; sourceSystem restricts the codes returned."""
     by_code = post(client, {"name": "targetCode", "valueCode": "G89.3"}, {"name": "targetSystem", "valueUri": ICD},

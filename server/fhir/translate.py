@@ -90,12 +90,18 @@ def check_known(ask: Translation) -> None:
         raise FHIRError(404, "not-found", f"Code '{ask.code}' is not in code system {ask.system} here.")
 
 
-def _other_side(row: dict[str, str], system: str, code: str, reverse: bool) -> tuple[str, str, str] | None:
+def _other_side(row: dict[str, str], system: str, code: str, reverse: bool,
+                sources: set[tuple[str, str]]) -> tuple[str, str, str] | None:
     """(system, code, display) of the row's concept across from (system, code), or None: from the subject
-    side (the object side when `reverse`), and from both sides of a symmetric relation."""
+    side (the object side when `reverse`), and from both sides of a symmetric relation. In reverse, a symmetric
+    row is read backwards only where its map has that direction (`sources`: (map, system) of every source
+    side), as a ConceptMap resource's groups do: the indications (CPT/HCPCS to ICD-10-CM) never make an
+    ICD-10-CM code a source, but a closeMatch between two HCPCS codes goes both ways."""
     near, far = ("object", "subject") if reverse else ("subject", "object")
     for here, there in ((near, far), (far, near)):
         if (row[f"{here}_system"], row[f"{here}_code"]) == (system, code):
+            if reverse and here == "subject" and (row["crosswalk"], row["object_system"]) not in sources:
+                return None
             return row[f"{there}_system"], row[f"{there}_code"], row[f"{there}_label"]
         if row["predicate"] not in SYMMETRIC:
             return None
@@ -105,9 +111,10 @@ def _other_side(row: dict[str, str], system: str, code: str, reverse: bool) -> t
 def find_matches(ask: Translation, rows: list[dict[str, str]]) -> list[dict[str, Any]]:
     """One match per (target concept, relationship), with every map it came from."""
     names = {xw.name for xw in ask.maps}
+    sources = {(row["crosswalk"], row["subject_system"]) for row in rows}
     found: dict[tuple[str, str, str], dict[str, Any]] = {}
     for row in rows:
-        other = _other_side(row, ask.system, ask.code, ask.reverse) if row["crosswalk"] in names else None
+        other = _other_side(row, ask.system, ask.code, ask.reverse, sources) if row["crosswalk"] in names else None
         if other is None or (ask.target and other[0] != ask.target):
             continue
         r5_name, r4_name = RELATIONSHIPS[row["predicate"]]
