@@ -15,6 +15,7 @@ from datetime import date
 
 import pytest
 import simple_icd_10_cm as cm
+from rdflib import RDF, Graph, URIRef
 from test_releases import RELEASES, client, history_data, states  # noqa: F401 (fixtures)
 
 from kg.contract import DATED, ID_BASE, LOCAL_GRAPHS, dated_state
@@ -200,3 +201,41 @@ def test_a_date_selects_the_release_in_force() -> None:
     with pytest.raises(HTTPError) as refused:
         state_on({}, date(2025, 6, 1))  # a snapshot built before dated states: says so, never today's answer
     assert refused.value.status == 400 and "no dated states" in str(refused.value)
+
+
+def test_the_derivations_graph_is_todays_on_every_date(client) -> None:  # noqa: F811
+    query = """SELECT ?d ?p ?o WHERE { GRAPH <https://w3id.org/medcode/graph/derivations> { ?d ?p ?o } }
+               ORDER BY ?d ?p ?o LIMIT 20"""
+    today = sparql(client, query)
+    assert today and sparql(client, query, as_of="2021-06-01") == today
+
+
+def test_a_page_with_as_of_has_its_own_etag_and_its_rdf_is_that_date_s_state(client) -> None:  # noqa: F811
+    page = "/id/icd10cm/G89.27"
+    today = client.get(page)
+    dated = client.get(page, query_string={"as_of": "2021-06-01"})
+    assert today.status_code == dated.status_code == 200
+    assert dated.headers["ETag"] != today.headers["ETag"] and "2021-06-01" in dated.headers["ETag"]
+    again = client.get(page, query_string={"as_of": "2021-06-01"}, headers={"If-None-Match": today.headers["ETag"]})
+    assert again.status_code == 200
+    assert b"describes the code as it is today" in dated.data
+    rdf = client.get(page, query_string={"as_of": "2021-06-01"}, headers={"Accept": "text/turtle"})
+    assert rdf.status_code == 303
+    described = client.get(rdf.headers["Location"], headers={"Accept": "text/turtle"})
+    assert described.status_code == 200 and described.mimetype == "text/turtle"
+    graph = Graph().parse(data=described.get_data(as_text=True), format="turtle")
+    code = URIRef(ICD + "G89.27")
+    assert (code, None, None) in graph
+    assert (code, RDF.type, URIRef("https://w3id.org/medcode/ontology#DeletedCode")) not in graph  # a code then
+    assert client.get(page, headers={"Accept": "text/turtle"}).status_code == 200  # today's RDF as before
+
+
+def test_two_dates_of_one_release_are_two_exports(client) -> None:  # noqa: F811
+    """The export names its date (its version), so two dates in force of one release have two ETags."""
+    first = client.get("/export/indication-icd10cm.json", query_string={"as_of": "2025-06-01"})
+    second = client.get("/export/indication-icd10cm.json", query_string={"as_of": "2025-07-01"})
+    assert first.headers["ICD10CM-Release"] == second.headers["ICD10CM-Release"] == "2025-04"
+    assert first.headers["ETag"] != second.headers["ETag"]
+    again = client.get("/export/indication-icd10cm.json", query_string={"as_of": "2025-07-01"},
+                       headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 200

@@ -126,7 +126,7 @@ def download(filename: str) -> Response:
     as_of = parse_as_of(request.args.getlist("as_of"))
     release = release_on(as_of) if as_of else ""
     etag = (f"{get_store().etag}-{xw.name}-{ext}" + (f"-{fhir}" if ext == "fhir.json" else "")
-            + (f"-icd10cm-{release}" if release else ""))
+            + (f"-icd10cm-{release}-{as_of.isoformat()}" if as_of else ""))  # the body names the date too
     if etag in request.if_none_match:
         response = Response(status=304)
     else:

@@ -90,7 +90,7 @@ def resource(iri: str) -> Response:
     """The resource's page, or 404 with near matches when the graph does not know it."""
     if not valid_iri(iri) or not exists(iri):
         raise Missing(iri, suggest(iri) if valid_iri(iri) or iri.startswith(public_base()) else [])
-    return serve(lambda: resource_html(iri), lambda fmt: resource_rdf(iri, fmt))
+    return serve(lambda: resource_html(iri), lambda fmt: resource_rdf(iri, fmt), iri)
 
 
 @bp.route("/ontology")

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, render_template
+from flask import Response, redirect, render_template, request, url_for
 
 from ..http.formats import GRAPH_FORMATS, Format
-from ..http.representations import represent
-from ..store import get_store
+from ..http.representations import choose, represent
+from ..store import get_store, parse_as_of
 from .view import View
 
 HTML = Format("html", "text/html", ("application/xhtml+xml",))
@@ -41,10 +41,18 @@ def render(template: str, **ctx: Any) -> str:
     return render_template(template, alternates=alternates(), **ctx)
 
 
-def serve(html: Callable[[], str], rdf: Callable[[Format], bytes]) -> Response:
-    """The page in the negotiated format, through the shared representation helper."""
+def serve(html: Callable[[], str], rdf: Callable[[Format], bytes], iri: str | None = None) -> Response:
+    """The page in the negotiated format, through the shared representation helper. With `as_of` the HTML page
+    adds the code's state on that date (its ETag names the date); the RDF of that date's state of resource `iri`
+    is the SPARQL endpoint's DESCRIBE over the dated graphs, where an RDF version with `as_of` is sent (303)."""
+    when = parse_as_of(request.args.getlist("as_of"))
+    if when is not None and iri is not None and choose(PAGE_FORMATS) is not HTML:
+        target = url_for("sparql.endpoint", query=f"DESCRIBE <{iri}>", as_of=when.isoformat(),
+                         **({"format": request.args["format"]} if "format" in request.args else {}))
+        return redirect(target, code=303)
     response = represent(PAGE_FORMATS, lambda fmt: html() if fmt is HTML else rdf(fmt),
-                         snapshot=get_store().etag, content_type=content_type)
+                         snapshot=get_store().etag, tag=when.isoformat() if when else "",
+                         content_type=content_type)
     if response.status_code == 200 and response.mimetype == HTML.media_type:
         # the same relative targets as the page's own <link rel=alternate>
         response.headers["Link"] = ", ".join(f'<{a["href"]}>; rel="alternate"; type="{a["type"]}"'

@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from kg.contract import INFERENCE_GRAPHS, default_data_dir
+from kg.contract import GRAPH_DERIVATIONS, INFERENCE_GRAPHS, default_data_dir
 
 from .base import QueryError, SnapshotMissing, Store
 from .cache import AnswerCache
@@ -66,7 +66,7 @@ def run_query(query: str, *, fmt: str, graphs: str = "all", named: str | list[st
     store = get_store()
     default = INFERENCE_GRAPHS[graphs] if as_of is None else state_on(store.meta, as_of, graphs).graphs
     if as_of is not None:
-        named = default
+        named = [*default, str(GRAPH_DERIVATIONS)]  # the derivations graph is today's on every date
     return store.query(
         query, fmt=fmt, bindings=bindings,
         limit=cfg["EXPORT_MAX_ROWS"] if bulk else cfg["MAX_RESULTS"],
