@@ -199,6 +199,12 @@ def test_a_claim_points_to_at_most_12_diagnoses(client):
     assert response.get_data(as_text=True).startswith("lines[1].diagnoses: a claim points to at most 12")
 
 
+def test_a_modifier_the_graph_does_not_know_is_named(client):
+    finding = only(check(client, {"code": "62369", "modifiers": ["ZZ"]}), "modifier-unknown")
+    assert finding["severity"] == "info" and finding["lines"] == [0] and "ZZ" in finding["message"]
+    assert "modifier-unknown" not in rules(check(client, {"code": "62369", "modifiers": ["XU"]}))
+
+
 def test_a_body_that_is_not_a_json_claim_is_refused(client):
     assert client.post("/check", data="{", content_type="application/json").status_code == 400
     assert client.post("/check", data="x", content_type="text/plain").status_code == 415

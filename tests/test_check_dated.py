@@ -115,3 +115,14 @@ def test_the_check_is_clean_only_where_the_release_in_force_is_certain(client):
                                                "lines": [{"code": "95990", "diagnoses": ["G35"]}]})
         return response.get_json()["clean"]
     assert clean("2025-06-01") and not clean("2026-03-02") and not clean("2026-06-01")
+
+
+def test_multiple_sclerosis_is_an_indication_whichever_the_release(client):
+    """The condition matches the category G35 and the codes below it: G35 itself (billable before April 2026)
+    and G35.A are both among 96522's indications, on the dates each is a code."""
+    def indicated(when: str, diagnosis: str) -> bool:
+        response = client.post("/check", json={"date_of_service": when,
+                                               "lines": [{"code": "96522", "diagnoses": [diagnosis]}]})
+        return "diagnosis-not-indicated" not in {f["rule"] for f in response.get_json()["findings"]}
+    assert indicated("2025-06-01", "G35") and indicated("2026-06-01", "G35.A")
+    assert not indicated("2026-06-01", "G89.3")
