@@ -199,6 +199,11 @@ def test_a_claim_points_to_at_most_12_diagnoses(client):
     assert response.get_data(as_text=True).startswith("lines[1].diagnoses: a claim points to at most 12")
 
 
+def test_a_form_field_given_twice_is_refused_naming_it(client):
+    response = client.post("/check", data={"date_of_service": "2026-06-01", "code-0": ["62369", "95990"]})
+    assert response.status_code == 400 and b"code-0: the field is given more than once." in response.data
+
+
 def test_a_modifier_the_graph_does_not_know_is_named(client):
     finding = only(check(client, {"code": "62369", "modifiers": ["ZZ"]}), "modifier-unknown")
     assert finding["severity"] == "info" and finding["lines"] == [0] and "ZZ" in finding["message"]

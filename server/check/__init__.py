@@ -52,9 +52,8 @@ def run() -> Response:
         result = check(parse_claim(data))
         return Response(json.dumps(result.to_json(), indent=2), mimetype="application/json")
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        data = claim_data(request.form)
         try:
-            result = check(parse_claim(data))
+            result = check(parse_claim(claim_data(request.form)))
         except ClaimError as exc:
             return Response(_page(form_rows(request.form), None, str(exc)), status=exc.status, mimetype="text/html")
         return Response(_page(form_rows(request.form), result, None), mimetype="text/html")

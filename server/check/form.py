@@ -12,7 +12,7 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
-from .claim import MAX_LINES
+from .claim import MAX_LINES, ClaimError
 
 FORM_ROWS = 10  # rows the empty form shows
 SPARE_ROWS = 5  # empty rows shown below the filled ones
@@ -36,7 +36,11 @@ def _units(text: str) -> Any:
 
 
 def claim_data(form: MultiDict[str, str]) -> dict[str, Any]:
-    """The claim the form describes, in the JSON shape (`parse_claim` checks it)."""
+    """The claim the form describes, in the JSON shape (`parse_claim` checks it); a field given twice is a 400
+    naming it (which value was meant cannot be told)."""
+    for key in form:
+        if len(form.getlist(key)) > 1:
+            raise ClaimError(key, "the field is given more than once.")
     data: dict[str, Any] = {"date_of_service": form.get("date_of_service", "").strip(),
                             "lines": [{"code": form[f"code-{n}"].strip(),
                                        "modifiers": _split(form.get(f"modifiers-{n}", "")),
