@@ -214,6 +214,9 @@ def test_a_body_that_is_not_a_json_claim_is_refused(client):
     assert client.post("/check", data="{", content_type="application/json").status_code == 400
     assert client.post("/check", data="x", content_type="text/plain").status_code == 415
     nested = '{"date_of_service": "2026-03-02", "lines": [' + "[" * 5000 + "]" * 5000 + "]}"
+    twice = client.post("/check", data='{"date_of_service": "2026-03-02", "date_of_service": "2025-03-02", '
+                                      '"lines": [{"code": "62369"}]}', content_type="application/json")
+    assert twice.status_code == 400 and twice.get_data(as_text=True).startswith("date_of_service: the key is given")
     deep = client.post("/check", data=nested, content_type="application/json")
     assert deep.status_code == 400 and deep.get_data(as_text=True).startswith("$: the JSON is nested too deeply")
     error = client.post("/check", json=[], headers={"Accept": "application/json"})

@@ -397,3 +397,9 @@ def test_markup_in_the_path_is_escaped(evil_app):
                                           headers={"Accept": "text/html"})
     assert response.status_code == 404
     assert "<script>" not in response.get_data(as_text=True)
+
+
+def test_a_trailing_slash_redirect_keeps_the_query(client):
+    response = client.get("/id/icd10cm/G35/?format=turtle&as_of=2025-06-01")
+    assert response.status_code == 301
+    assert response.headers["Location"].endswith("/id/icd10cm/G35?format=turtle&as_of=2025-06-01")

@@ -157,6 +157,7 @@ def test_formats_agree(client) -> None:
 @pytest.mark.parametrize(("args", "status", "words"), [
     ({"from": "someday"}, 400, "neither a release"),
     ({"from": "2024-10"}, 404, "2021-01, 2025-04, 2026-04"),
+    ({"from": "2025-13"}, 400, "neither a release"),
     ({"from": "2026-04", "to": "2025-04"}, 400, "earlier"),
     ({"from": "2019-06-30"}, 404, "before the first"),
     ({"system": "cpt"}, 404, "icd10cm"),

@@ -178,6 +178,12 @@ def test_an_asserted_triple_is_answered_with_its_source(client):
     assert tree["status"] == "asserted" and tree["sources"] == [S003]
 
 
+@pytest.mark.parametrize("o", ["false", '"false"^^xsd:boolean'])
+def test_a_boolean_may_be_written_as_turtle_writes_it(client, o: str):
+    tree = _why(client, "icd10cm:G35", "mc:billable", o)
+    assert tree["status"] == "asserted"
+
+
 def test_an_inferred_label_is_asked_for_as_a_literal(client):
     tree = _why(client, "icd10cm:G35.A", "rdfs:label", '"Relapsing-remitting multiple sclerosis"@en')
     assert tree["rule"] == "prp-spo1" and tree["premises"][0]["status"] == "asserted"

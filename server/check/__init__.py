@@ -33,6 +33,16 @@ def _load(state: BlueprintSetupState) -> None:
     load_rules(Path(state.app.config["QUERIES_DIR"]))
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: a repeated one (which value was meant?) is a 400."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise HTTPError(400, f"{key}: the key is given more than once in one JSON object.")
+        found[key] = value
+    return found
+
+
 @bp.get("/check")
 def form() -> str:
     """The empty claim form."""
@@ -44,7 +54,7 @@ def run() -> Response:
     """A JSON claim answered as JSON; the form's fields answered as the HTML page."""
     if request.mimetype == "application/json":
         try:
-            data = json.loads(request.get_data(as_text=True))
+            data = json.loads(request.get_data(as_text=True), object_pairs_hook=_unique_keys)
         except ValueError as exc:
             raise HTTPError(400, f"The body is not JSON: {exc}") from exc
         except RecursionError as exc:  # the standard decoder recurses once per level of nesting

@@ -191,7 +191,7 @@ def release_named(system: str, name: str) -> Release:
     try:
         when = date.fromisoformat(name)
     except ValueError:
-        if len(name) == 7 and name[4] == "-" and name.replace("-", "").isdigit():
+        if len(name) == 7 and name[4] == "-" and name.replace("-", "").isdigit() and 1 <= int(name[5:]) <= 12:
             raise HTTPError(404, f"No {system} release {name} in the graph; it holds "
                                  f"{', '.join(r.notation for r in held)}.") from None
         raise HTTPError(400, f"'{name}' is neither a release (YYYY-MM: {', '.join(r.notation for r in held)}) "

@@ -69,7 +69,9 @@ def id_root() -> Response:
 def by_path(rest: str) -> Response:
     """A code system's index (`/id/cpt`), else the resource minted at this path."""
     if rest.endswith("/"):
-        return redirect(request.script_root + "/id/" + quote(rest.rstrip("/")), code=301)
+        query = request.query_string.decode("latin-1")  # as_of, format ... go along
+        return redirect(request.script_root + "/id/" + quote(rest.rstrip("/")) + (f"?{query}" if query else ""),
+                        code=301)
     if rest in SCHEME_NAMES:
         return serve(lambda: system_html(rest), lambda fmt: system_rdf(rest, fmt))
     return resource(public_base() + "id/" + rest)

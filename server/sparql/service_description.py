@@ -5,7 +5,7 @@ from __future__ import annotations
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import RDF, XSD
 
-from kg.contract import LOCAL_GRAPHS
+from kg.contract import INFERENCE_GRAPHS, LOCAL_GRAPHS
 
 from ..http.formats import GRAPH_FORMATS, RESULT_FORMATS
 
@@ -39,7 +39,9 @@ def service_description(endpoint: str, meta: dict, config: dict) -> Graph:
     g.add((default, RDF.type, SD.Graph))
     # the dataset a query sees without as_of: the local graphs (the dated states' graphs are named in meta.json)
     counts = {iri: n for iri, n in meta.get("triples", {}).items() if iri in LOCAL_GRAPHS}
-    g.add((default, VOID.triples, Literal(sum(counts.values()), datatype=XSD.integer)))
+    # the default graph is the union of the asserted and the inferred graphs (the derivations are named only)
+    in_default = sum(n for iri, n in counts.items() if iri in INFERENCE_GRAPHS["all"])
+    g.add((default, VOID.triples, Literal(in_default, datatype=XSD.integer)))
     for iri, count in counts.items():
         named = BNode()
         g.add((dataset, SD.namedGraph, named))

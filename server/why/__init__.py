@@ -8,6 +8,7 @@ triple the graph neither states nor entails is a 404; an asserted one is answere
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -54,9 +55,13 @@ def _iri(name: str, value: str) -> Term:
     return Term("uri", iri)
 
 
+#: Turtle's literals without quotes: true, false, integers, decimals and doubles
+_TURTLE_SHORTHAND = re.compile(r"true|false|[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
 def _object(value: str) -> Term:
     """An IRI or CURIE, else a literal in Turtle syntax (parsed by Oxigraph, whose message a 400 carries)."""
-    if not value.startswith(('"', "'")):
+    if not value.startswith(('"', "'")) and not _TURTLE_SHORTHAND.fullmatch(value):
         return _iri("o", value)
     try:
         [quad] = ox.parse(f"{_TURTLE_PREFIXES}<urn:s> <urn:p> {value} .", format=ox.RdfFormat.TURTLE)
