@@ -16,7 +16,7 @@ import requests
 from click.testing import CliRunner
 from helpers import start_server, stop_server
 
-from kg.contract import ID_BASE, MC
+from kg.contract import ID_BASE, MC, current_snapshot, read_meta
 from medcode.cli import main
 from server import create_app
 
@@ -179,7 +179,7 @@ def test_more_than_200_lines_is_refused_saying_the_limit(client):
     assert client.post("/check", json={"date_of_service": DATE, "lines": [{"code": "62369"}] * 200}).status_code == 200
 
 
-def test_the_largest_claim_is_answered_within_the_time_limit(client):
+def test_the_largest_claim_is_answered_within_the_time_limit(client, data_dir):
     """200 lines of different codes: 19,900 pairs, bound a few hundred rows a query."""
     diagnoses = ["G89.29", "G89.3", "G35", "Z45.1", "R52", "C18.9", "G80.0", "M62.838", "R25.2", "Z51.11", "G89.4",
                  "C22.0"]
@@ -187,8 +187,11 @@ def test_the_largest_claim_is_answered_within_the_time_limit(client):
     lines = [{"code": code, "modifiers": ["59", "XU", "RT", "76"], "units": 3, "diagnoses": diagnoses}
              for code in codes]
     result = check(client, *lines)
-    # G35 on 2026-03-02: between two held releases that disagree about it (tests/test_check_dated.py)
-    assert {"ncci-ptp", "mue", "diagnosis-release-uncertain", "code-unknown"} <= rules(result)
+    # G35 on 2026-03-02: between two held releases that disagree about it (tests/test_check_dated.py), or a
+    # category, when the build holds only the current release (the suite's own session build)
+    releases = read_meta(current_snapshot(data_dir)).get("icd10cm_releases", [])
+    g35 = "diagnosis-release-uncertain" if "2025-04" in releases else "diagnosis-not-billable"
+    assert {"ncci-ptp", "mue", g35, "code-unknown"} <= rules(result)
 
 
 def test_a_claim_points_to_at_most_12_diagnoses(client):
