@@ -52,6 +52,14 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def history_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small build with the fixture releases of tests/data/releases (read only; shared by the release tests)."""
+    data = tmp_path_factory.mktemp("releases")
+    build(data, icd10cm=None, releases=Path(__file__).parent / "data" / "releases", echo=lambda _line: None)
+    return data
+
+
+@pytest.fixture(scope="session")
 def virtuoso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[virtuoso_server.Virtuoso]:
     """A private Virtuoso on loopback ports, for the session.
 

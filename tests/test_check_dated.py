@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from test_releases import history_data  # noqa: F401  (the fixture build, a module fixture)
 
 from kg.contract import current_snapshot, read_meta
 from server import create_app

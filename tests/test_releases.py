@@ -20,7 +20,6 @@ import simple_icd_10_cm as cm
 from click.testing import CliRunner
 from rdflib import Graph, URIRef
 
-from kg import build
 from kg.contract import current_snapshot, read_meta
 from kg.release_files import fetch, release_files
 from kg.releases import loaded, release_state
@@ -58,13 +57,6 @@ def fixture_state(notation: str) -> dict[str, tuple]:
 def expected(before: dict[str, tuple], after: dict[str, tuple]) -> dict[str, set[str]]:
     return {"added": set(after) - set(before), "deleted": set(before) - set(after),
             "revised": {c for c in set(before) & set(after) if before[c] != after[c]}}
-
-
-@pytest.fixture(scope="module")
-def history_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("releases")
-    build(data, icd10cm=None, releases=RELEASES, echo=lambda _line: None)
-    return data
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from datetime import date
 import pytest
 import simple_icd_10_cm as cm
 from rdflib import RDF, Graph, URIRef
-from test_releases import RELEASES, client, history_data, states  # noqa: F401 (fixtures)
+from test_releases import RELEASES, client, states  # noqa: F401 (fixtures)
 
 from kg.contract import DATED, ID_BASE, LOCAL_GRAPHS, dated_state
 from server.diff.history import records, state_at, values_now
