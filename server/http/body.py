@@ -6,7 +6,7 @@ the app: a declared length over the limit is refused before anything is read, an
 declared length is read to at most limit + 1 bytes, refused if longer, otherwise handed on whole
 with its length set, so the app only ever sees complete bodies.
 
-A body is also read in whole, here, within BODY_SECONDS: under gunicorn each request holds one of a
+A body is also read in whole, here, within BODY_TIMEOUT seconds (a setting): under gunicorn each request holds one of a
 worker's few threads while its body arrives, so a client that declares a body and sends it slowly (or
 not at all) would otherwise hold the thread for ever; eight such connections silenced the server. Past
 the deadline the request is a 408 and the connection closes.
@@ -25,7 +25,6 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, RequestTim
 from .errors import TOO_LARGE
 
 DRAIN = 16 << 20  # bytes of a refused body read and dropped, so that a client still sending can read the 413
-BODY_SECONDS = 10.0  # the whole body must arrive within this
 DRAIN_SECONDS = 2.0  # a refused body is read and dropped for at most this
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -61,15 +60,15 @@ class _Deadline:
                 pass
 
 
-def _read_body(environ: dict[str, Any], limit: int, declared: int | None) -> bytes | None:
+def _read_body(environ: dict[str, Any], limit: int, declared: int | None, seconds: float) -> bytes | None:
     """The whole body (of `declared` bytes, or up to its end when unframed), or None when it is over the limit;
-    TimeoutError (an OSError) when it does not arrive within BODY_SECONDS."""
+    TimeoutError (an OSError) when it does not arrive within `seconds`."""
     stream = environ.get("wsgi.input")
     if stream is None:
         return b""
     want = limit + 1 if declared is None else declared
     parts, size = [], 0
-    deadline = _Deadline(environ, BODY_SECONDS)
+    deadline = _Deadline(environ, seconds)
     try:
         while size < want:
             deadline.arm()
@@ -110,7 +109,7 @@ class BodyLimit:
         self.app, self.wsgi_app = app, wsgi_app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        limit = self.app.config["MAX_CONTENT_LENGTH"]
+        limit, seconds = self.app.config["MAX_CONTENT_LENGTH"], self.app.config["BODY_TIMEOUT"]
         declared = _declared_length(environ)
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         unframed = chunked or environ.get("wsgi.input_terminated")
@@ -118,10 +117,10 @@ class BodyLimit:
             return self._refuse(environ, start_response, RequestEntityTooLarge(TOO_LARGE), drain=True)
         if declared or (declared is None and unframed):
             try:
-                body = _read_body(environ, limit, declared)
+                body = _read_body(environ, limit, declared, seconds)
             except OSError:  # socket.timeout, or the client went away
                 return self._refuse(environ, start_response, RequestTimeout(
-                    f"The request body did not arrive within {BODY_SECONDS:g} s."), drain=False)
+                    f"The request body did not arrive within {seconds:g} s."), drain=False)
             if body is None:
                 return self._refuse(environ, start_response, RequestEntityTooLarge(TOO_LARGE), drain=True)
             environ["wsgi.input"] = io.BytesIO(body)
