@@ -138,6 +138,12 @@ class DatedState(NamedTuple):
     effective: str
     graphs: list[str]
 
+    @property
+    def named_graphs(self) -> list[str]:
+        """The graphs `GRAPH` may name on that date: the state's own and the derivations graph (today's on every
+        date)."""
+        return [*self.graphs, str(GRAPH_DERIVATIONS)]
+
 
 def dated_state(meta: dict[str, Any], when: date, inference: str = "all") -> DatedState | None:
     """The state on `when`: that of the latest release held that took effect on or before it (a later date: the

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from flask import Flask
@@ -60,46 +60,39 @@ class _Deadline:
                 pass
 
 
+def _chunks(environ: dict[str, Any], most: int, seconds: float) -> Iterator[bytes]:
+    """The body's chunks, up to `most` bytes or its end, each read within what is left of `seconds` (TimeoutError,
+    an OSError, once they are spent)."""
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return
+    deadline = _Deadline(environ, seconds)
+    try:
+        while most > 0:
+            deadline.arm()
+            if not (chunk := stream.read(min(1 << 16, most))):
+                return
+            most -= len(chunk)
+            yield chunk
+    finally:
+        deadline.disarm()
+
+
 def _read_body(environ: dict[str, Any], limit: int, declared: int | None, seconds: float) -> bytes | None:
     """The whole body (of `declared` bytes, or up to its end when unframed), or None when it is over the limit;
     TimeoutError (an OSError) when it does not arrive within `seconds`."""
-    stream = environ.get("wsgi.input")
-    if stream is None:
-        return b""
-    want = limit + 1 if declared is None else declared
-    parts, size = [], 0
-    deadline = _Deadline(environ, seconds)
-    try:
-        while size < want:
-            deadline.arm()
-            chunk = stream.read(min(1 << 16, want - size))
-            if not chunk:
-                break
-            parts.append(chunk)
-            size += len(chunk)
-    finally:
-        deadline.disarm()
-    return None if declared is None and size > limit else b"".join(parts)
+    body = b"".join(_chunks(environ, limit + 1 if declared is None else declared, seconds))
+    return None if declared is None and len(body) > limit else body
 
 
 def _drain(environ: dict[str, Any]) -> None:
     """Read and drop what a client is still sending, up to DRAIN bytes or DRAIN_SECONDS (then the connection
     closes)."""
-    stream = environ.get("wsgi.input")
-    if stream is None:
-        return
-    left = DRAIN
-    deadline = _Deadline(environ, DRAIN_SECONDS)
     try:
-        while left > 0:
-            deadline.arm()
-            if not (chunk := stream.read(min(1 << 16, left))):
-                break
-            left -= len(chunk)
+        for _ in _chunks(environ, DRAIN, DRAIN_SECONDS):
+            pass
     except (OSError, ValueError):
         pass
-    finally:
-        deadline.disarm()
 
 
 class BodyLimit:

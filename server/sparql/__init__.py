@@ -6,8 +6,6 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request
 
-from kg.contract import GRAPH_DERIVATIONS
-
 from ..http.errors import HTTPError
 from ..http.formats import GRAPH_FORMATS, RESULT_FORMATS
 from ..http.guard import Refused, inspect
@@ -111,7 +109,7 @@ def _dataset(store: Store, single: dict[str, str], graphs: dict[str, list[str]],
             raise HTTPError(400, f"as_of selects the dataset (the graphs of that date's state); it cannot be "
                                  f"combined with {', '.join(given)}.")
         state = state_on(store.meta, when, inference)
-        return state.graphs, [*state.graphs, str(GRAPH_DERIVATIONS)], state.release  # why: today's on every date
+        return state.graphs, state.named_graphs, state.release
     if own_dataset:
         return None, None, ""  # the query's own FROM clauses (local graphs only) define its dataset
     return graphs["default-graph-uri"] or INFERENCE_GRAPHS[inference], graphs["named-graph-uri"] or None, ""

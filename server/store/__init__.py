@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from kg.contract import GRAPH_DERIVATIONS, INFERENCE_GRAPHS, default_data_dir
+from kg.contract import INFERENCE_GRAPHS, default_data_dir
 
 from .base import QueryError, SnapshotMissing, Store
 from .cache import AnswerCache
@@ -64,9 +64,10 @@ def run_query(query: str, *, fmt: str, graphs: str = "all", named: str | list[st
     """
     cfg = current_app.config
     store = get_store()
-    default = INFERENCE_GRAPHS[graphs] if as_of is None else state_on(store.meta, as_of, graphs).graphs
-    if as_of is not None:
-        named = [*default, str(GRAPH_DERIVATIONS)]  # the derivations graph is today's on every date
+    state = None if as_of is None else state_on(store.meta, as_of, graphs)
+    default = INFERENCE_GRAPHS[graphs] if state is None else state.graphs
+    if state is not None:
+        named = state.named_graphs
     return store.query(
         query, fmt=fmt, bindings=bindings,
         limit=cfg["EXPORT_MAX_ROWS"] if bulk else cfg["MAX_RESULTS"],
