@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..http.errors import HTTPError
+from .cache import AnswerCache, answer_key
 
 
 class Store(Protocol):
@@ -29,6 +30,26 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release processes and connections."""
+
+
+class AnsweringStore:
+    """A store's one query path: the answer cache (keyed by the snapshot id, so a cached answer is never stale)
+    in front of the store's own `_evaluate`."""
+
+    answers: AnswerCache
+    etag: str
+
+    def query(self, query: str, *, fmt: str, limit: int, timeout: float,
+              default_graph: list[str] | None, named_graphs: list[str] | None,
+              bindings: dict[str, tuple] | None = None) -> bytes:
+        """The serialised answer, from the cache or `_evaluate`; raises QueryError with the HTTP status."""
+        key = answer_key(self.etag, query, fmt, limit, default_graph, named_graphs, bindings)
+        return self.answers.answer(key, lambda: self._evaluate(query, fmt, limit, timeout, default_graph,
+                                                               named_graphs, bindings))
+
+    def _evaluate(self, query: str, fmt: str, limit: int, timeout: float, default_graph: list[str] | None,
+                  named_graphs: list[str] | None, bindings: dict[str, tuple] | None) -> bytes:
+        raise NotImplementedError
 
 
 class SnapshotMissing(RuntimeError):

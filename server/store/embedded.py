@@ -9,8 +9,8 @@ from kg.contract import LOCAL_GRAPHS, PREFIXES, current_snapshot, dated_graphs, 
 
 from ..named_queries import bind_values
 from . import query_worker
-from .base import QueryError, SnapshotMissing
-from .cache import AnswerCache, answer_key
+from .base import AnsweringStore, QueryError, SnapshotMissing
+from .cache import AnswerCache
 from .timelimit import TimeLimitExceeded, run_with_limit
 
 #: worker outcome -> (HTTP status, message prefix)
@@ -25,7 +25,7 @@ def _supervised() -> bool:
     return has_request_context() and "gunicorn.socket" in request.environ
 
 
-class EmbeddedStore:
+class EmbeddedStore(AnsweringStore):
     """One snapshot, opened read-only once per process and pinned for as long as the process serves it.
 
     `snapshot` is the directory to serve; by default the data directory's live one at opening time.
@@ -46,14 +46,6 @@ class EmbeddedStore:
         self._store = open_store(snapshot)
         self.answers = answers or AnswerCache(0)
         self.memory = memory  # bytes a query may add to this process (0: not watched)
-
-    def query(self, query: str, *, fmt: str, limit: int, timeout: float,
-              default_graph: list[str] | None, named_graphs: list[str] | None,
-              bindings: dict[str, tuple] | None = None) -> bytes:
-        """The serialised answer; raises QueryError (400 syntax/size, 500 engine, 503 time limit)."""
-        key = answer_key(self.etag, query, fmt, limit, default_graph, named_graphs, bindings)
-        return self.answers.answer(key, lambda: self._evaluate(query, fmt, limit, timeout, default_graph,
-                                                               named_graphs, bindings))
 
     def _evaluate(self, query: str, fmt: str, limit: int, timeout: float, default_graph: list[str] | None,
                   named_graphs: list[str] | None, bindings: dict[str, tuple] | None) -> bytes:

@@ -38,8 +38,8 @@ from kg.contract import (
 from ..http.guard import TOKENS
 from ..http.results import TooManyResults, limited, write_boolean, write_solutions, write_triples
 from ..named_queries import bind_values
-from .base import QueryError, SnapshotMissing
-from .cache import AnswerCache, answer_key
+from .base import AnsweringStore, QueryError, SnapshotMissing
+from .cache import AnswerCache
 
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection to the engine
 GRACE = 2.0  # seconds the HTTP call waits beyond the engine's own time limit
@@ -179,7 +179,7 @@ def _engine_message(response: requests.Response) -> str:
     return engine_message(head.decode("utf-8", "replace")) or response.reason
 
 
-class RemoteStore:
+class RemoteStore(AnsweringStore):
     """Queries a SPARQL 1.1 endpoint over HTTP; the snapshot's metadata is read from its meta graph."""
 
     def __init__(self, location: str, *, connect_timeout: float = CONNECT_TIMEOUT,
@@ -256,15 +256,7 @@ class RemoteStore:
             raise QueryError(502, f"The SPARQL engine answered {media_type or 'no content type'} instead of {accept}.")
         return _read_body(response, started + timeout + GRACE, max_bytes)
 
-    def query(self, query: str, *, fmt: str, limit: int, timeout: float,
-              default_graph: list[str] | None, named_graphs: list[str] | None,
-              bindings: dict[str, tuple] | None = None) -> bytes:
-        """The serialised answer; raises QueryError (400 syntax/size, 502 engine error, 503 unavailable/time)."""
-        key = answer_key(self.etag, query, fmt, limit, default_graph, named_graphs, bindings)
-        return self.answers.answer(key, lambda: self._answer(query, fmt, limit, timeout, default_graph,
-                                                             named_graphs, bindings))
-
-    def _answer(self, query: str, fmt: str, limit: int, timeout: float, default_graph: list[str] | None,
+    def _evaluate(self, query: str, fmt: str, limit: int, timeout: float, default_graph: list[str] | None,
                 named_graphs: list[str] | None, bindings: dict[str, tuple] | None) -> bytes:
         text = bind_values(query, bindings or {})
         form = _query_form(text, default_graph, named_graphs, self.prefixes)
