@@ -188,3 +188,67 @@ def test_a_body_over_the_size_limit_is_an_operation_outcome(data_dir):
         assert response.headers["Connection"] == "close" and response.headers["X-Content-Type-Options"] == "nosniff"
     plain = small.post("/sparql", data={"query": "ASK {}", "pad": "x" * 300})
     assert plain.status_code == 413 and plain.content_type.startswith("text/plain")
+
+
+def _issue(response, status: int) -> dict:
+    body = fhir(response, status)
+    assert body["resourceType"] == "OperationOutcome"
+    return body["issue"][0]
+
+
+@pytest.mark.parametrize("url, named", [
+    (f"/fhir/CodeSystem/$lookup?system={ICD}&code=G35&code=G36", "code"),
+    (f"/fhir/CodeSystem/$lookup?coding={ICD}|G35&code=G35", "coding"),
+    (f"/fhir/CodeSystem/$lookup?system={ICD}&coding=G35|", "coding"),
+    (f"/fhir/CodeSystem/$validate-code?url={ICD}&code=G35&abstract=maybe", "abstract"),
+    (f"/fhir/CodeSystem/$subsumes?codingA={ICD}|G35&codingB={CPT}|62362", "codingB"),
+    (f"/fhir/ValueSet/$expand?url={ICD}?fhir_vs&count=many", "count"),
+    (f"/fhir/ValueSet/$validate-code?url={ICD}?fhir_vs&code=G35&code=G36", "code"),
+    ("/fhir/ConceptMap/$translate", "system"),
+    (f"/fhir/ConceptMap/$translate?system={CPT}&code=62362&code=62367", "code"),
+    ("/fhir/CodeSystem?url=a&url=b", "url"),
+    ("/fhir/metadata?mode=full&mode=terminology", "mode"),
+])
+def test_every_bad_parameter_is_named_in_the_issue_expression(client, url, named):
+    # FHIR's OperationOutcome.issue.expression names the parameter at fault, on every 400 path
+    assert _issue(client.get(url), 400)["expression"] == [named]
+
+
+def test_a_bad_parameters_body_names_where_it_is_wrong(client):
+    body = {"resourceType": "Parameters", "parameter": [{"name": "code", "valueCode": "G35"}, {"valueUri": ICD}]}
+    found = _issue(client.post("/fhir/CodeSystem/$lookup", json=body), 400)
+    assert found["expression"] == ["Parameters.parameter[1]"]
+
+
+@pytest.mark.parametrize("name, values", [("_format", ("json", "json")), ("fhir", ("r4b", "r5"))])
+def test_a_repeated_format_or_version_is_a_400_naming_it(client, name, values):
+    query = "&".join(f"{name}={value}" for value in values)
+    found = _issue(client.get(f"/fhir/CodeSystem/$lookup?system={ICD}&code=G35&{query}"), 400)
+    assert found["expression"] == [name] and name in found["details"]["text"]
+
+
+@pytest.mark.parametrize("how", ["accept", "_format"])
+def test_a_fhir_version_not_served_is_a_406_and_a_served_one_is_answered_in_it(client, how):
+    # the CapabilityStatement declares 5.0.0 or 4.3.0; R4 (4.0) is not served, so it is refused, never
+    # answered as 4.3
+    declared = {fhir(client.get(f"/fhir/metadata?fhir={v}"), version=v)["fhirVersion"] for v in ("r5", "r4b")}
+    assert declared == {"5.0.0", "4.3.0"}
+
+    def ask(version: str):
+        mime = f"application/fhir+json; fhirVersion={version}"
+        if how == "accept":
+            return client.get(f"/fhir/CodeSystem/$lookup?system={ICD}&code=G35", headers={"Accept": mime})
+        return client.get("/fhir/CodeSystem/$lookup", query_string={"system": ICD, "code": "G35", "_format": mime})
+
+    assert "4.0" in _issue(ask("4.0"), 406)["details"]["text"]
+    assert fhir(ask("4.3"), version="r4b")["resourceType"] == "Parameters"
+    assert fhir(ask("5.0"))["resourceType"] == "Parameters"
+
+
+@pytest.mark.parametrize("code", ["G35\u0000", "G35\u0001", "G\u001f35"])
+def test_a_code_with_a_control_character_is_a_400_not_the_code_without_it(client, code):
+    found = _issue(client.get("/fhir/CodeSystem/$lookup", query_string={"system": ICD, "code": code}), 400)
+    assert found["expression"] == ["code"] and "control character" in found["details"]["text"]
+    coding = {"system": ICD, "code": code}
+    body = {"resourceType": "Parameters", "parameter": [{"name": "coding", "valueCoding": coding}]}
+    assert _issue(client.post("/fhir/CodeSystem/$validate-code", json=body), 400)["expression"] == ["coding"]

@@ -34,8 +34,9 @@ __all__ = ["CROSSWALKS", "FHIR_VERSIONS", "FORMATS", "RELATIONSHIPS", "SYMMETRIC
 bp = Blueprint("exports", __name__, template_folder="templates")
 HTML = Format("html", "text/html")
 JSON = Format("json", "application/json")
-#: what ?fhir= or the Accept header's fhirVersion may say, for each version served
-FHIR_VERSION_NAMES = {"r5": ("r5", "5.0", "5.0.0"), "r4b": ("r4b", "r4", "4.3", "4.0", "4.3.0", "4.0.1")}
+#: what ?fhir= or the fhirVersion mime-type parameter may say, for each version served (R4, 4.0, is not one:
+#: R4B is 4.3, and a request for a version not served is refused, never answered in another)
+FHIR_VERSION_NAMES = {"r5": ("r5", "5.0", "5.0.0"), "r4b": ("r4b", "4.3", "4.3.0")}
 FHIR_VERSION_PARAM = re.compile(r"fhirversion\s*=\s*\"?([0-9.]+)", re.IGNORECASE)
 
 
@@ -46,15 +47,23 @@ def _load(state: BlueprintSetupState) -> None:
 
 
 def requested_fhir_version() -> str:
-    """r5 (default) or r4b: from ?fhir= or the Accept header's fhirVersion parameter; 400 for another."""
-    value = (request.args.get("fhir") or "").strip().lower()
-    if not value:
-        match = FHIR_VERSION_PARAM.search(request.headers.get("Accept", ""))
+    """r5 (default) or r4b: from ?fhir=, else the fhirVersion mime-type parameter of `_format` or the Accept
+    header. A repeated or unknown ?fhir= is a 400; a fhirVersion not served (4.0: R4) a 406, as FHIR's
+    version parameter asks of a server that does not serve it."""
+    asked = request.args.getlist("fhir")
+    if len(asked) > 1:
+        raise HTTPError(400, "Parameter 'fhir' may be given once.")
+    value, status = (asked[0].strip().lower(), 400) if asked and asked[0].strip() else (None, 406)
+    if value is None:
+        match = FHIR_VERSION_PARAM.search(request.args.get("_format", "")) or FHIR_VERSION_PARAM.search(
+            request.headers.get("Accept", ""))
         value = match.group(1) if match else "r5"
     for version, names in FHIR_VERSION_NAMES.items():
         if value in names:
             return version
-    raise HTTPError(400, f"FHIR version '{value}' is not served here: r5 (default) or r4b")
+    where = "Parameter 'fhir'" if status == 400 else "The fhirVersion mime-type parameter"
+    raise HTTPError(status, f"{where} asks for FHIR version '{value}', which is not served here: 5.0 (r5, the "
+                            "default) or 4.3 (r4b)")
 
 
 def stream(xw: Crosswalk, ext: str, fhir: str = "r5", as_of: date | None = None) -> Response:

@@ -52,22 +52,33 @@ def _unexpected(exc: Exception) -> Response:
                                                                         f"{type(exc).__name__}"}}]}, 500)
 
 
+#: parameters of every /fhir/ request that may be given once (`_format` and the FHIR version asked for)
+SINGLE_CONTROLS = ("_format", "fhir")
+
+
 @bp.before_request
 def _json_only() -> None:
-    """The service speaks JSON: `_format` or an Accept header asking only for XML is a 406 (as JSON)."""
+    """The service speaks JSON: `_format` or an Accept header asking only for XML is a 406 (as JSON); a
+    repeated `_format` or `fhir` is a 400 naming it, never one of the values picked silently."""
+    twice = next((name for name in SINGLE_CONTROLS if len(request.args.getlist(name)) > 1), None)
+    if twice:
+        raise FHIRError(400, "invalid", f"Parameter '{twice}' may be given once.", "invalid-data", twice)
     wanted = request.args.get("_format", "").strip().lower()
     accept = request.headers.get("Accept", "")
     if (wanted and "json" not in wanted) or ("xml" in accept and "json" not in accept and "*/*" not in accept):
         raise FHIRError(406, "not-supported", f"Only FHIR JSON ({FHIR_JSON}) is served here, not "
                                               f"'{wanted or accept}'.", None, "_format" if wanted else None)
+    _version()  # a FHIR version not served is refused before anything runs
 
 
 def _version() -> str:
-    """The FHIR version asked for; an unknown one is 'not-supported'."""
+    """The FHIR version asked for; one not served is 'not-supported' (400 for ?fhir=, 406 for a mime type's
+    fhirVersion), naming the parameter that asked."""
     try:
         return requested_fhir_version()
     except HTTPError as exc:
-        raise FHIRError(400, "not-supported", str(exc)) from exc
+        where = "fhir" if "fhir" in request.args else "_format" if "_format" in request.args else None
+        raise FHIRError(exc.status, "not-supported", str(exc), None, where) from exc
 
 
 def _answer(body: dict[str, Any]) -> Response:
@@ -78,6 +89,8 @@ def _answer(body: dict[str, Any]) -> Response:
 def metadata() -> Response:
     """CapabilityStatement, or TerminologyCapabilities with ?mode=terminology."""
     version, mode = _version(), request.args.get("mode", "full")
+    if len(request.args.getlist("mode")) > 1:
+        raise FHIRError(400, "invalid", "Parameter 'mode' may be given once.", "invalid-data", "mode")
     if mode == "terminology":
         return resource(terminology_capabilities(version), version=version)
     if mode not in ("full", "normative"):
@@ -100,6 +113,9 @@ def code_system_search() -> Response:
     if unknown:
         raise FHIRError(400, "not-supported", f"Search parameter '{unknown[0]}' is not supported on CodeSystem; "
                                               "use url (and version).", None, unknown[0])
+    twice = next((name for name in ("url", "version") if len(request.args.getlist(name)) > 1), None)
+    if twice:
+        raise FHIRError(400, "invalid", f"Parameter '{twice}' may be given once.", "invalid-data", twice)
     shape = subset(request.args, search=True)
     url, version = request.args.get("url"), request.args.get("version")
     found = [cs for cs in codesystems.code_systems().values()

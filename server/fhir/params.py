@@ -34,6 +34,8 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 #: a value as given: (FHIR type or "text" for a query string or form, the value)
 Given = tuple[str, Any]
 T = TypeVar("T")
+#: characters no FHIR string holds (C0 controls but tab, LF and CR; DEL)
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,16 @@ class Coding:
 
 
 def _invalid(name: str, why: str) -> FHIRError:
-    return FHIRError(400, "invalid", f"Parameter '{name}' {why}.")
+    """A 400 about one parameter, naming it in the issue's `expression` too (as FHIR's OperationOutcome asks)."""
+    return FHIRError(400, "invalid", f"Parameter '{name}' {why}.", "invalid-data", name)
+
+
+def _clean(name: str, value: str) -> str:
+    """`value` stripped; a control character in it (FHIR strings hold none but tab, CR and LF) is a 400, never
+    stripped away, so that "G35\\u0000" is not read as G35."""
+    if CONTROL.search(value):
+        raise _invalid(name, "holds a control character")
+    return value.strip()
 
 
 def _text(name: str, given: Given) -> str:
@@ -55,7 +66,7 @@ def _text(name: str, given: Given) -> str:
     kind, value = given
     if kind not in TEXT_KINDS or not isinstance(value, str):
         raise _invalid(name, "must be a code, uri or string")
-    return value.strip()
+    return _clean(name, value)
 
 
 def _coding(name: str, value: Any) -> Coding:
@@ -66,12 +77,12 @@ def _coding(name: str, value: Any) -> Coding:
     for key, part in parts.items():
         if part is not None and (not isinstance(part, str) or not part.strip()):
             raise _invalid(name, f"has a {key} that is not a non-empty string")
-    return Coding(**{key: part.strip() if part else None for key, part in parts.items()})
+    return Coding(**{key: _clean(name, part) if part else None for key, part in parts.items()})
 
 
 def _coding_text(name: str, text: str) -> Coding:
     """`system|code` (or a bare code) from a query string or form."""
-    system, bar, code = text.rpartition("|")
+    system, bar, code = _clean(name, text).rpartition("|")
     if not code or (bar and not system):
         raise _invalid(name, "must be written system|code")
     return Coding(system.strip() or None, code.strip())
@@ -120,15 +131,17 @@ def _codings(name: str, given: Given) -> list[Coding]:
 def _entries(body: Any) -> list[tuple[str, Given]]:
     """(name, given) for each entry of a Parameters resource; 400 naming what is wrong."""
     if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
-        raise FHIRError(400, "invalid", "The request body must be a FHIR Parameters resource.")
+        raise FHIRError(400, "invalid", "The request body must be a FHIR Parameters resource.", "invalid-data",
+                        "Parameters")
     entries = body.get("parameter", [])
     if not isinstance(entries, list):
-        raise FHIRError(400, "invalid", "Parameters.parameter must be a list.")
+        raise FHIRError(400, "invalid", "Parameters.parameter must be a list.", "invalid-data", "Parameters.parameter")
     read = []
     for index, entry in enumerate(entries):
         name = entry.get("name") if isinstance(entry, dict) else None
         if not isinstance(name, str) or not name:
-            raise FHIRError(400, "invalid", f"Parameters.parameter[{index}] has no name.")
+            raise FHIRError(400, "invalid", f"Parameters.parameter[{index}] has no name.", "invalid-data",
+                            f"Parameters.parameter[{index}]")
         kinds = [key for key in entry if key.startswith("value")]
         if len(kinds) > 1:
             raise _invalid(name, "has more than one value[x]")
@@ -174,8 +187,9 @@ class OperationInput:
 
     def each_once(self) -> None:
         """400 when any parameter is given more than once (for operations whose parameters all are 0..1)."""
-        if any(len(values) > 1 for values in self.given.values()):
-            raise FHIRError(400, "invalid", "Each parameter may be given once.")
+        twice = sorted(name for name, values in self.given.items() if len(values) > 1)
+        if twice:
+            raise _invalid(twice[0], "may be given once")
 
     def _one(self, names: tuple[str, ...], read: Callable[[str, Given], T]) -> T | None:
         """`read` (name, value) of the first of `names` given; None when none is; 400 when it is given twice."""

@@ -68,6 +68,7 @@ def subsumes(instance: str | None = None) -> dict[str, Any]:
     (asked_a, where_a), (asked_b, where_b) = _asked(given, "A", instance), _asked(given, "B", instance)
     if (asked_a.system or "") != (asked_b.system or ""):
         raise FHIRError(400, "invalid", f"codingA and codingB are in different systems ({asked_a.system}, "
-                                        f"{asked_b.system}): $subsumes compares codes of one system.", "invalid-data")
+                                        f"{asked_b.system}): $subsumes compares codes of one system.", "invalid-data",
+                        "codingB" if where_b.startswith("coding") else "system")
     a, b = _concept(asked_a, where_a), _concept(asked_b, where_b)
     return {"resourceType": "Parameters", "parameter": [{"name": "outcome", "valueCode": relation(a, b)}]}

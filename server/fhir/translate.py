@@ -66,9 +66,10 @@ def read_request(map_name: str | None, meta: ExportMeta) -> Translation:
     given.each_once()
     system, code, sought, reverse = _asked(given)
     if not system or not code:
-        missing = " and ".join(name for name, value in (("system", system), ("code", code)) if not value)
-        raise FHIRError(400, "required", f"$translate needs {missing} (R4 names; R5 sourceSystem, sourceCode, or "
-                                         f"targetCode with targetSystem) - e.g. {EXAMPLE}")
+        absent = [name for name, value in (("system", system), ("code", code)) if not value]
+        raise FHIRError(400, "required", f"$translate needs {' and '.join(absent)} (R4 names; R5 sourceSystem, "
+                                         f"sourceCode, or targetCode with targetSystem) - e.g. {EXAMPLE}", None,
+                        absent[0])
     maps = tuple(xw for xw in CROSSWALKS.values() if xw.translate)
     url = given.text("url", "conceptMap")
     if map_name is not None or url:
