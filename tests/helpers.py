@@ -116,6 +116,15 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def workers_of(pid: int, count: int, wait: float = 15.0) -> list[int]:
+    """The arbiter's worker processes once `count` of them are up (the server answers as soon as the first
+    one is, the others may still be booting); fewer after `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while len(found := descendants(pid)) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return found
+
+
 def cpu_busy(pids: list[int], window: float = 1.0) -> dict[int, float]:
     """CPU seconds each live pid used during `window` seconds."""
     tick = os.sysconf("SC_CLK_TCK")

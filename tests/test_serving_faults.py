@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import cpu_busy, descendants, medcode_command, start_server, stop_server
+from helpers import cpu_busy, medcode_command, start_server, stop_server, workers_of
 from rdflib import Literal, URIRef
 from rdflib.namespace import RDF, SKOS
 
@@ -154,7 +154,7 @@ def test_a_runaway_query_is_answered_within_the_limit_plus_a_second(tiny_server)
 
 
 def test_a_worker_killed_mid_request_never_sends_a_truncated_200(tiny_server):
-    workers = descendants(tiny_server.process.pid)
+    workers = workers_of(tiny_server.process.pid, 2)
     assert len(workers) == 2
     outcome: dict[str, object] = {}
 
