@@ -8,6 +8,7 @@ from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from . import api, check, diff, exports, fhir, pages, search, sparql, store, why
+from .codes import control_character
 from .http import body
 from .http.errors import HTTPError, error_response, handle_http_exception
 from .http.headers import add_headers
@@ -52,6 +53,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     def preflight() -> Response | None:
         if request.method == "OPTIONS":
             return Response(status=204)
+        _no_control_characters()
         return None
 
     @app.after_request
@@ -59,3 +61,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return add_headers(response, preflight=request.method == "OPTIONS")
 
     return app
+
+
+def _no_control_characters() -> None:
+    """A path holding a control character is a 400: a page's code such as "G35\\u0000" is malformed, never
+    read as G35 (FHIR's reader and the claim check refuse one in a parameter, naming it, themselves)."""
+    if control_character(request.path) and not request.path.startswith("/fhir/"):
+        raise HTTPError(400, f"The path holds a control character ({control_character(request.path)}).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import curies
@@ -19,8 +20,17 @@ SEMAPV = "https://w3id.org/semapv/vocab/"
 CURIE_MAP = {**PREFIXES, "icd10cm.block": ID_BASE + "icd10cm/block/",
              "icd10cm.chapter": ID_BASE + "icd10cm/chapter/", "semapv": SEMAPV}
 CONVERTER = curies.Converter.from_prefix_map(CURIE_MAP)
-__all__ = ["CONVERTER", "CURIE_MAP", "SEMAPV", "SYSTEM_LABELS", "curie", "edit_distance", "expand", "nearest",
-           "normalise_code", "system_of"]
+__all__ = ["CONVERTER", "CURIE_MAP", "SEMAPV", "SYSTEM_LABELS", "control_character", "curie", "edit_distance",
+           "expand", "nearest", "normalise_code", "system_of"]
+#: characters no code, name or text a request gives may hold (C0 controls but tab, LF and CR; DEL)
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def control_character(text: str) -> str | None:
+    """The first control character in `text` as U+XXXX, or None. `normalise_code` drops every character that
+    is not a letter or digit, so a code is checked with this first: "G35\\u0000" is malformed, not G35."""
+    found = CONTROL.search(text)
+    return f"U+{ord(found.group()):04X}" if found else None
 
 
 

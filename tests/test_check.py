@@ -293,3 +293,12 @@ def test_the_gunicorn_server_answers_post_check(data_dir, tmp_path):
         assert refused.status_code == 400 and refused.text.startswith("lines[0].units: ")
     finally:
         stop_server(srv)
+
+
+@pytest.mark.parametrize("line, field", [({"code": "62369\u0000"}, "lines[0].code"),
+                                         ({"code": "62369", "diagnoses": ["G35\u0000"]}, "lines[0].diagnoses[0]"),
+                                         ({"code": "62369", "modifiers": ["5\u00019"]}, "lines[0].modifiers[0]")])
+def test_a_code_with_a_control_character_is_a_400_not_the_code_without_it(client, line, field):
+    response = client.post("/check", json={"date_of_service": "2026-03-02", "lines": [line]})
+    assert response.status_code == 400
+    assert response.get_data(as_text=True).startswith(f"{field}: holds a control character")

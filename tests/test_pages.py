@@ -403,3 +403,11 @@ def test_a_trailing_slash_redirect_keeps_the_query(client):
     response = client.get("/id/icd10cm/G35/?format=turtle&as_of=2025-06-01")
     assert response.status_code == 301
     assert response.headers["Location"].endswith("/id/icd10cm/G35?format=turtle&as_of=2025-06-01")
+
+
+@pytest.mark.parametrize("url", ["/id/icd10cm/G35%00", "/id/cpt/62362%01", "/id/icd10cm/G35%00.json"])
+def test_a_control_character_is_a_400_never_stripped(client, url):
+    # normalise_code drops everything but letters and digits, so G35\u0000 would otherwise be G35's page
+    response = client.get(url)
+    assert response.status_code == 400
+    assert response.get_data(as_text=True).startswith("The path holds a control character")

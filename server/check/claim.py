@@ -14,7 +14,7 @@ from typing import Any
 
 from kg.namespaces import code_iri
 
-from ..codes import normalise_code
+from ..codes import control_character, normalise_code
 from ..http.errors import HTTPError
 
 MAX_LINES = 200  # lines in one claim (413 above)
@@ -141,6 +141,9 @@ def _line(path: str, data: Any) -> Line:
 
 
 def _code(path: str, value: Any, shape: re.Pattern[str], kind: str) -> str:
+    if isinstance(value, str) and control_character(value):
+        raise ClaimError(path, f"holds a control character ({control_character(value)}): {_shown(value)} cannot be "
+                               f"{kind}")
     key = normalise_code(value) if isinstance(value, str) else ""
     if not shape.match(key):
         raise ClaimError(path, f"{_shown(value)} cannot be {kind}")
