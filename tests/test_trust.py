@@ -172,8 +172,10 @@ def test_a_category_offers_all_its_billable_descendants(store):
     categories = select(store, "SELECT ?k ?cat WHERE { ?k mc:categoryMatch ?cat }")
     assert {(r["k"].value.rsplit("/", 1)[1], r["cat"].value.rsplit("/", 1)[1]) for r in categories} >= {
         ("multiple-sclerosis", "G35"), ("post-stroke-hemiplegia", "I69.35")}
-    assert not ask(store, """ASK { ?k mc:categoryMatch ?cat . ?leaf skos:broaderTransitive ?cat ; mc:billable true .
-        FILTER NOT EXISTS { ?k skos:closeMatch ?leaf } }""")
+    # mc:billable ?billable FILTER(?billable), not `mc:billable true`: Oxigraph starts from the constant (every
+    # billable code) and takes seconds; the same question from the category's descendants takes milliseconds
+    assert not ask(store, """ASK { ?k mc:categoryMatch ?cat . ?leaf skos:broaderTransitive ?cat ;
+        mc:billable ?billable . FILTER(?billable) FILTER NOT EXISTS { ?k skos:closeMatch ?leaf } }""")
     assert not ask(store, "ASK { ?k a mc:Condition ; skos:exactMatch icd10cm:G35 }")
 
 
