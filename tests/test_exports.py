@@ -482,3 +482,11 @@ def test_writers_short_names_are_the_shared_curies(iri: str) -> None:
     from server.exports.writers.base import short
 
     assert short(iri) == curie(iri)
+
+
+@pytest.mark.parametrize("url", ["/export?as_of=2025-06-01", "/export.json?as_of=2025-06-01"])
+def test_the_listing_refuses_as_of_rather_than_ignoring_it(client, url):
+    response = client.get(url)
+    assert response.status_code == 400 and "as_of is not supported by the export listing" in response.get_data(
+        as_text=True)
+    assert client.get(url.split("?")[0]).status_code == 200

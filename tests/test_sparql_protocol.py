@@ -774,3 +774,18 @@ def test_cors_preflight(client):
     assert "POST" in methods and "GET" in methods
     assert "content-type" in response.headers["Access-Control-Allow-Headers"].lower()
     assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+@pytest.mark.parametrize("inference", ["asserted", "inferred"])
+def test_inference_with_default_graph_uri_or_from_is_a_400_not_dropped(client, inference):
+    asserted = "https://w3id.org/medcode/graph/asserted"
+    ask = "ASK { ?s ?p ?o }"
+    response = client.get("/sparql", query_string={"query": ask, "inference": inference,
+                                                   "default-graph-uri": asserted})
+    assert response.status_code == 400 and "default-graph-uri" in response.get_data(as_text=True)
+    response = client.get("/sparql", query_string={"query": f"ASK FROM <{asserted}> {{ ?s ?p ?o }}",
+                                                   "inference": inference})
+    assert response.status_code == 400 and "FROM" in response.get_data(as_text=True)
+    # inference=all (the default, as the form sends it) leaves the dataset to what names it
+    response = client.get("/sparql", query_string={"query": ask, "inference": "all", "default-graph-uri": asserted})
+    assert response.status_code == 200

@@ -230,3 +230,11 @@ def test_the_derivations_graph_is_queryable_in_sparql(client):
                           headers={"Accept": "application/sparql-results+json"})
     assert response.status_code == 200, response.get_data(as_text=True)
     assert [b["rule"]["value"] for b in response.get_json()["results"]["bindings"]] == [str(MC["prp-spo2"])]
+
+
+def test_as_of_is_refused_not_ignored(client):
+    # the derivations are today's graph's: a date would change the answer, so it is a 400, never dropped
+    url = "/why?s=cpt:62367&p=mc:notReportedWith&o=cpt:95990&format=json"
+    assert client.get(url).status_code == 200
+    response = client.get(url + "&as_of=2025-06-01")
+    assert response.status_code == 400 and "as_of is not supported by /why" in response.get_data(as_text=True)

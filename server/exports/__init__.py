@@ -84,6 +84,13 @@ def _listing() -> dict[str, Any]:
     } for xw in CROSSWALKS.values()}
 
 
+def _no_as_of() -> None:
+    """The listing counts today's rows: `as_of` there is a 400, not ignored (each download takes it)."""
+    if any(v.strip() for v in request.args.getlist("as_of")):
+        raise HTTPError(400, "as_of is not supported by the export listing, whose row counts are today's; give it "
+                             "to a download instead (/export/icd10cm-hierarchy.csv?as_of=2025-06-01).")
+
+
 def _index_json(listing: dict[str, Any]) -> str:
     formats = {ext: {"media_type": f.media_type, "label": f.label} for ext, f in FORMATS.items()}
     return json.dumps({"formats": formats, "crosswalks": listing}, indent=2, ensure_ascii=False)
@@ -93,6 +100,7 @@ def _index_json(listing: dict[str, Any]) -> str:
 @bp.route("/export/")
 def index() -> Response:
     """The crosswalks with their row counts and downloads, as HTML or JSON."""
+    _no_as_of()
     def build(fmt: Format) -> str:
         if fmt is JSON:
             return _index_json(_listing())
@@ -105,6 +113,7 @@ def index() -> Response:
 @bp.route("/export.json")
 def index_json() -> Response:
     """The listing as JSON, whatever the Accept header says."""
+    _no_as_of()
     return Response(_index_json(_listing()), mimetype="application/json")
 
 

@@ -93,7 +93,8 @@ def _dataset(store: Store, single: dict[str, str], graphs: dict[str, list[str]],
              ) -> tuple[list[str] | None, list[str] | None, str]:
     """The default and named graphs (None: the query's own FROM clauses) and the ICD-10-CM release in force on
     `as_of` ('' without it). `as_of` selects the dataset itself: with FROM, FROM NAMED, default-graph-uri or
-    named-graph-uri it is a 400, since the two would contradict each other."""
+    named-graph-uri it is a 400, since the two would contradict each other; so is `inference` (other than `all`,
+    the default a form sends) with default-graph-uri or FROM."""
     for name, iris in graphs.items():
         for iri in iris:
             if iri not in store.graphs:
@@ -102,6 +103,11 @@ def _dataset(store: Store, single: dict[str, str], graphs: dict[str, list[str]],
     inference = single.get("inference", "all")
     if inference not in INFERENCE_GRAPHS:
         raise HTTPError(400, "inference must be one of: " + ", ".join(INFERENCE_GRAPHS))
+    given = [name for name in ("default-graph-uri",) if graphs[name]] + (["FROM"] if own_dataset else [])
+    if inference != "all" and given:
+        raise HTTPError(400, f"inference={inference} picks the default graph; it cannot be combined with "
+                             f"{', '.join(given)}, which name the dataset themselves (name the asserted or inferred "
+                             "graph there instead).")
     when = parse_as_of([single["as_of"]] if "as_of" in single else [])
     if when is not None:
         given = [name for name, iris in graphs.items() if iris] + (["FROM / FROM NAMED"] if own_dataset else [])

@@ -126,7 +126,11 @@ def _tree(s: Term, p: Term, o: Term) -> Node:
 
 @bp.route("/why")
 def why() -> Response:
-    """The derivation of the triple s p o, down to asserted triples with their sources."""
+    """The derivation of the triple s p o, down to asserted triples with their sources. The derivations are
+    today's graph's: `as_of` is refused (400) rather than ignored, since a date would change the answer."""
+    if any(v.strip() for v in request.args.getlist("as_of")):
+        raise HTTPError(400, "as_of is not supported by /why: the derivations graph explains today's triples "
+                             "only (ask /sparql?as_of=... what held on a date).")
     s, p = _iri("s", _param("s")), _iri("p", _param("p"))
     o = _object(_param("o"))
 
