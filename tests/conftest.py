@@ -7,8 +7,9 @@ MEDCODE_STORE points every app the tests create at it.
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -46,17 +47,29 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     reuse = os.environ.get("MEDCODE_TEST_DATA")
     if reuse and current_snapshot(Path(reuse)):
         return Path(reuse)
-    target = tmp_path_factory.mktemp("medcode-data")
-    build(target, echo=lambda _line: None)
+    return shared_build(tmp_path_factory, "medcode-data", lambda target: build(target, echo=lambda _line: None))
+
+
+def shared_build(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], object]) -> Path:
+    """A data directory built once per test run: under pytest-xdist every worker shares the first one's
+    build (the others wait on a lock), so the full graph is built once, not once per worker."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's directory, which every worker's own base directory is in
+    target = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if current_snapshot(target) is None:
+            make(target)
     return target
 
 
 @pytest.fixture(scope="session")
 def history_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small build with the fixture releases of tests/data/releases (read only; shared by the release tests)."""
-    data = tmp_path_factory.mktemp("releases")
-    build(data, icd10cm=None, releases=Path(__file__).parent / "data" / "releases", echo=lambda _line: None)
-    return data
+    releases = Path(__file__).parent / "data" / "releases"
+    return shared_build(tmp_path_factory, "releases",
+                        lambda target: build(target, icd10cm=None, releases=releases, echo=lambda _line: None))
 
 
 @pytest.fixture(scope="session")
