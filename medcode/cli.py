@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -27,6 +28,26 @@ from .diff import diff
 
 data_option = click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
                            default=None, help="Data directory for snapshots [default: $MEDCODE_DATA or ./data].")
+
+
+as_of_option = click.option("--as-of", "as_of", default=None, metavar="YYYY-MM-DD",
+                             help="The graph's state on that date (the ICD-10-CM release in force then), as ?as_of=.")
+
+
+def _dated(snapshot: Path, as_of: str | None, inference: str = "all") -> tuple[list[str], list[str] | None, str]:
+    """The default and named graphs of the state on `as_of` and its release ('' without a date), with the
+    HTTP surfaces' meaning and errors (a malformed date, one before the first release held)."""
+    from server.http.errors import HTTPError
+    from server.store.dated import parse_as_of, state_on
+
+    try:
+        when = parse_as_of([as_of] if as_of is not None else [])
+        if when is None:
+            return list(INFERENCE_GRAPHS[inference]), None, ""
+        state = state_on(read_meta(snapshot), when, inference)
+    except HTTPError as exc:
+        raise click.UsageError(str(exc).replace("as_of", "--as-of", 1)) from exc
+    return list(state.graphs), list(state.named_graphs) if state.named_graphs else None, state.release
 
 
 def _data(data_dir: Path | None) -> Path:
@@ -108,8 +129,10 @@ def stats(data_dir: Path | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["json", "xml", "csv", "tsv", "turtle", "ntriples", "jsonld"]),
               default=None, help="Output format [default: tsv for SELECT/ASK, turtle for graphs].")
 @click.option("--inference", type=click.Choice(["all", "asserted", "inferred"]), default="all", show_default=True)
-def sparql(query: str, data_dir: Path | None, fmt: str | None, inference: str) -> None:
-    """Run a SPARQL query (a string, a file path, or - for stdin) against the snapshot."""
+@as_of_option
+def sparql(query: str, data_dir: Path | None, fmt: str | None, inference: str, as_of: str | None) -> None:
+    """Run a SPARQL query (a string, a file path, or - for stdin) against the snapshot (with --as-of, over its
+    state on that date)."""
     from server.http.guard import Refused, inspect
     from server.store.query_worker import run
 
@@ -117,14 +140,21 @@ def sparql(query: str, data_dir: Path | None, fmt: str | None, inference: str) -
         query = sys.stdin.read()
     elif Path(query).is_file():
         query = Path(query).read_text(encoding="utf-8")
+    snapshot = _snapshot_or_fail(_data(data_dir))
     try:
-        form = inspect(query, set(INFERENCE_GRAPHS["all"]), PREFIXES).form
+        inspected = inspect(query, set(INFERENCE_GRAPHS["all"]), PREFIXES)
     except Refused as exc:
         raise click.ClickException(str(exc)) from exc
-    fmt = fmt or ("tsv" if form in ("SELECT", "ASK") else "turtle")
-    store = open_store(_snapshot_or_fail(_data(data_dir)))
+    if as_of and (inspected.from_graphs or inspected.from_named_graphs):
+        raise click.UsageError("--as-of selects the dataset (the graphs of that date's state); it cannot be "
+                               "combined with FROM / FROM NAMED.")
+    graphs, named, release = _dated(snapshot, as_of, inference)
+    if release:
+        click.echo(f"ICD-10-CM release in force: {release}", err=True)
+    fmt = fmt or ("tsv" if inspected.form in ("SELECT", "ASK") else "turtle")
+    store = open_store(snapshot)
     status, out = run(store, {"query": query, "format": fmt, "limit": sys.maxsize, "prefixes": PREFIXES,
-                              "default_graph": INFERENCE_GRAPHS[inference], "named_graphs": None})
+                              "default_graph": graphs, "named_graphs": named})
     if status == "syntax":
         raise click.ClickException(f"SPARQL syntax error: {out}")
     if status != "ok":
@@ -277,7 +307,9 @@ def _verify_in_child(snapshot: Path) -> list[str]:
               help="FHIR version of a ConceptMap.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file instead of standard output.")
-def export(name: str | None, data_dir: Path | None, fmt: str, fhir_version: str, output: Path | None) -> None:
+@as_of_option
+def export(name: str | None, data_dir: Path | None, fmt: str, fhir_version: str, output: Path | None,
+           as_of: str | None) -> None:
     """Write a crosswalk (`medcode export device-crosswalk --format sssom -o devices.sssom.tsv`).
 
     Without NAME, list the crosswalks and the formats each comes in.
@@ -302,12 +334,16 @@ def export(name: str | None, data_dir: Path | None, fmt: str, fhir_version: str,
     if form.ext not in xw.formats:
         raise click.ClickException(f"{name} is not available as {form.label}; formats: {', '.join(xw.formats)}")
     snapshot = _snapshot_or_fail(_data(data_dir))
+    graphs, named, release = _dated(snapshot, as_of, xw.graphs)
     try:
-        payload = run_local(open_store(snapshot), xw.named_query(), {}, fmt="csv", graphs=xw.graphs)
+        payload = run_local(open_store(snapshot), xw.named_query(), {}, fmt="csv", dataset=(graphs, named))
     except HTTPError as exc:
         raise click.ClickException(str(exc)) from exc
     base = from_environment().get("PUBLIC_BASE", DEFAULTS["PUBLIC_BASE"])
-    chunks = export_text(xw, form, payload, ExportMeta.from_snapshot(read_meta(snapshot), base), fhir_version)
+    meta = ExportMeta.from_snapshot(read_meta(snapshot), base)
+    if release:  # the edition names the date and the release, as /export/...?as_of= does
+        meta = dataclasses.replace(meta, version=f"{meta.version} as of {as_of} (ICD-10-CM {release})")
+    chunks = export_text(xw, form, payload, meta, fhir_version)
     if output is None:
         for chunk in chunks:
             click.echo(chunk, nl=False)

@@ -203,13 +203,16 @@ def current_queries() -> dict[str, NamedQuery]:
     return load_named_queries(queries_dir())
 
 
-def run_local(store: ox.Store, query: NamedQuery, given: dict[str, str], *, fmt: str, graphs: str = "all") -> bytes:
-    """A named query on an opened snapshot store, in this process and without limits (the CLI)."""
+def run_local(store: ox.Store, query: NamedQuery, given: dict[str, str], *, fmt: str, graphs: str = "all",
+              dataset: tuple[list[str], list[str] | None] | None = None) -> bytes:
+    """A named query on an opened snapshot store, in this process and without limits (the CLI); `dataset` (the
+    default and named graphs, e.g. a date's state) instead of the `graphs` of inference."""
     from .store.query_worker import run  # here, not above: the store package imports this module
 
     status, payload = run(store, {"query": bind_values(query.text, query.bindings(given)), "format": fmt,
                                   "limit": sys.maxsize, "prefixes": PREFIXES,
-                                  "default_graph": INFERENCE_GRAPHS[graphs], "named_graphs": None})
+                                  "default_graph": dataset[0] if dataset else INFERENCE_GRAPHS[graphs],
+                                  "named_graphs": dataset[1] if dataset else None})
     if status != "ok":
         raise HTTPError(400 if status == "syntax" else 500, f"named query {query.name} failed: {payload}")
     return payload

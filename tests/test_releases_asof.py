@@ -239,3 +239,33 @@ def test_two_dates_of_one_release_are_two_exports(client) -> None:  # noqa: F811
     again = client.get("/export/indication-icd10cm.json", query_string={"as_of": "2025-07-01"},
                        headers={"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 200
+
+
+@pytest.mark.parametrize("notation", ["2021-01", "2025-04"])
+def test_the_cli_as_of_answers_what_the_endpoint_and_the_export_do(client, history_data, notation) -> None:  # noqa: F811
+    from click.testing import CliRunner
+
+    from medcode.cli import main
+
+    when, query = DATES[notation], CODES + " ORDER BY ?code"
+    http = client.get("/sparql", query_string={"query": query, "as_of": when}, headers={"Accept": "text/csv"})
+    cli = CliRunner().invoke(main, ["sparql", query, "--format", "csv", "--as-of", when, "--data", str(history_data)])
+    assert cli.exit_code == 0, cli.output
+    assert cli.stdout.splitlines() == http.get_data(as_text=True).splitlines()  # the CLI writes \n, HTTP \r\n
+    today = CliRunner().invoke(main, ["sparql", query, "--format", "csv", "--data", str(history_data)])
+    assert today.stdout != cli.stdout  # the date changed the answer
+    export = CliRunner().invoke(main, ["export", "icd10cm-hierarchy", "--as-of", when, "--data", str(history_data)])
+    assert export.exit_code == 0, export.output
+    served = client.get(f"/export/icd10cm-hierarchy.csv?as_of={when}").get_data(as_text=True)
+    assert export.stdout.splitlines() == served.splitlines()
+
+
+@pytest.mark.parametrize("command", [["sparql", "ASK {}"], ["export", "icd10cm-hierarchy"]])
+@pytest.mark.parametrize("value, words", [("2025-13-01", "is not a date"), ("1999-01-01", "before the first")])
+def test_the_cli_as_of_errors_name_the_option(history_data, command, value, words) -> None:
+    from click.testing import CliRunner
+
+    from medcode.cli import main
+
+    result = CliRunner().invoke(main, [*command, "--as-of", value, "--data", str(history_data)])
+    assert result.exit_code == 2 and "--as-of" in result.output and words in result.output
