@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from flask import request
 
+from ..codes import control_character
 from .resources import FHIRError
 
 #: Parameters value[x] types read as text
@@ -34,8 +35,6 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 #: a value as given: (FHIR type or "text" for a query string or form, the value)
 Given = tuple[str, Any]
 T = TypeVar("T")
-#: characters no FHIR string holds (C0 controls but tab, LF and CR; DEL)
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -56,8 +55,9 @@ def _invalid(name: str, why: str) -> FHIRError:
 def _clean(name: str, value: str) -> str:
     """`value` stripped; a control character in it (FHIR strings hold none but tab, CR and LF) is a 400, never
     stripped away, so that "G35\\u0000" is not read as G35."""
-    if CONTROL.search(value):
-        raise _invalid(name, "holds a control character")
+    found = control_character(value)
+    if found:
+        raise _invalid(name, f"holds a control character ({found})")
     return value.strip()
 
 
