@@ -43,10 +43,12 @@ LOCK_FILE = ".build.lock"  # <data>/.build.lock: held (flock) by the build in pr
 LOCK_TIMEOUT = 600.0  # seconds a build waits for the one in progress (a full build takes about half a minute)
 LOCK_POLL = 0.2  # seconds between two tries at the lock
 WRITE_QUADS = 50_000  # quads appended to the dump at a time (each append wakes the loaders)
-#: how much of the dump the store loads in one go, at least (but the last) and at most. Each load adds a run of
-#: files that the store's readers merge (measured on the full graph: 16 loads instead of 4 cost 10% more CPU
-#: and slow joins by half); the bulk loader's memory grows with it (~5 bytes per byte)
-LOAD_BYTES = (48 << 20, 64 << 20)
+#: how much of the dump the store loads in one go, at least (but the last) and at most. The bulk loader's memory
+#: grows with it (~5 bytes per byte, on each of the LOADERS threads): 32 MB pieces instead of 64 MB took the
+#: build's peak RSS with the earlier releases from 1.70 to 1.45 GB (2026-12-03), for the same store files (58
+#: instead of 56) and the same query times; much smaller pieces add runs of files that readers merge (16 loads
+#: instead of 4 once cost 10% more CPU and slowed joins by half)
+LOAD_BYTES = (24 << 20, 32 << 20)
 LOADERS = 2  # pieces loaded at once: each load is single-threaded, and the build has two cores to fill
 STORE_WRITE = f"writing the Oxigraph store ({STORE_DIR}/)"
 COUNT_QUERY = "SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"
