@@ -60,6 +60,7 @@ def _measure(store_setting: str, data_dir: str, synthetic: bool, repeat: int, ou
     """In a child process: the whole check and each rule's query, `repeat` times after warm-ups."""
     from server import create_app
     from server.check import check
+    from server.check.dated import judge_diagnoses
     from server.check.rules import current_rules
     from server.check.tables import bound_queries
     from server.store import run_query
@@ -68,22 +69,27 @@ def _measure(store_setting: str, data_dir: str, synthetic: bool, repeat: int, ou
                       "QUERY_TIMEOUT": 120})
     the_claim = claim(synthetic)
     with app.test_request_context():
-        whole, cpu, per_rule, findings = [], [], {r.query.name: [] for r in current_rules()}, 0
+        whole, cpu, per_rule, findings = [], [], {}, 0
         for i in range(repeat + 3):
             started, used = time.perf_counter(), time.process_time()
             findings = len(check(the_claim).findings)
             if i >= 3:
                 whole.append(time.perf_counter() - started)
                 cpu.append(time.process_time() - used)
-        for rule in current_rules():
-            texts = bound_queries(rule.query, rule.table, the_claim, rule.together)
+        def queries(texts: list[str]) -> list[bytes]:
+            return [run_query(text, fmt="json", named=None) for text in texts]
+
+        parts = [(r.query.name, queries, bound_queries(r.query, r.table, the_claim, r.together))
+                 for r in current_rules()]
+        for name, work, given in [*parts, ("(dated diagnoses)", judge_diagnoses, the_claim)]:
             for i in range(max(repeat // 2, 5) + 2):
-                started = time.perf_counter()
-                for text in texts:
-                    run_query(text, fmt="json", named=None)
+                started, used = time.perf_counter(), time.process_time()
+                work(given)
                 if i >= 2:
-                    per_rule[rule.query.name].append(time.perf_counter() - started)
-    out.put((percentiles(whole), percentiles(cpu), {name: percentiles(t) for name, t in per_rule.items()}, findings))
+                    per_rule.setdefault(name, ([], []))[0].append(time.perf_counter() - started)
+                    per_rule[name][1].append(time.process_time() - used)
+    out.put((percentiles(whole), percentiles(cpu), {name: (percentiles(t), percentiles(c)[0])
+                                                    for name, (t, c) in per_rule.items()}, findings))
 
 
 def measure(store_setting: str, data_dir: Path, synthetic: bool, repeat: int) -> tuple:
@@ -141,13 +147,17 @@ def print_table(rows: list[tuple]) -> None:
           "| rules' p50 summed ms |")
     print("|---|---|---|---|---|---|---|---|")
     for label, triples, store, (p50, p99), (c50, _), per_rule, findings in rows:
-        name, (r50, r99) = max(per_rule.items(), key=lambda item: item[1][0])
-        total = sum(p for p, _ in per_rule.values())
+        name, ((r50, r99), _) = max(per_rule.items(), key=lambda item: item[1][0][0])
+        total = sum(p for (p, _), _ in per_rule.values())
         print(f"| {label} | {triples:,} | {store} | {p50 * 1000:.1f} / {p99 * 1000:.1f} | {c50 * 1000:.1f} "
               f"| {findings} | {name}: {r50 * 1000:.1f} / {r99 * 1000:.1f} | {total * 1000:.1f} |")
+    for label, _, store, *_, per_rule, _ in rows:
+        print(f"\n{label}, {store}: each rule alone, p50 ms (CPU p50 ms): " + ", ".join(
+            f"{name} {r50 * 1000:.1f} ({c50 * 1000:.1f})" for name, ((r50, _), c50) in per_rule.items()))
     print("\n(the whole check: every rule's queries through the app's store, side by side, the answer cache off; "
-          f"{len(rows[0][5]) if rows else 0} rules, each also timed alone; CPU: the app process's, all its threads, "
-          "which on a shared machine says more than the wall clock; a remote engine's is not in it)")
+          f"{len(rows[0][5]) - 1 if rows else 0} rules and the diagnoses' dated judgement, each also timed alone; "
+          "CPU: the app process's, all its threads, which on a shared machine says more than the wall clock; "
+          "a remote engine's is not in it)")
 
 
 if __name__ == "__main__":
