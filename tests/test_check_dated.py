@@ -10,13 +10,17 @@ Virtuoso, and are skipped when its build lacks the April 2025 release.
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
+from click.testing import CliRunner
 
-from kg.contract import current_snapshot, read_meta
+from kg.contract import QUERIES_DIR, current_snapshot, read_meta
+from medcode.cli import main
 from server import create_app
 from server.check.dated import unheld_releases
+from server.check.rules import load_rules
 
 G35_BELOW = ("G35.A", "G35.B0", "G35.B1", "G35.B2", "G35.C0", "G35.C1", "G35.C2", "G35.D")
 DIAGNOSIS_RULES = {"diagnosis-not-billable", "diagnosis-deleted", "diagnosis-unknown", "diagnosis-not-yet-valid",
@@ -106,6 +110,34 @@ def test_a_deleted_diagnosis_is_judged_by_the_release_in_force(fixture_client):
     assert "G89.28" in deleted["instead"]
     [uncertain] = diagnosis_findings(fixture_client, "2023-06-01", "G89.27")
     assert uncertain["rule"] == "diagnosis-release-uncertain" and "2021-04-01" in uncertain["message"]
+
+
+def test_a_subcategory_of_an_earlier_release_is_denied_naming_that_release_s_billable_codes(fixture_client):
+    """The fixture's 2021-01 release has G89.4 as a subcategory with G89.40 and G89.41 below it; the 2025-04 one
+    deleted them and made G89.4 billable, as it is now: on a date of 2021 the denial names the codes of 2021-01
+    and says to report one, as the current state's rule does for a category."""
+    assert diagnosis_findings(fixture_client, "2025-06-01", "G89.4") == []
+    [finding] = diagnosis_findings(fixture_client, "2021-03-01", "G89.4")
+    assert finding["rule"] == "diagnosis-not-billable" and finding["severity"] == "deny"
+    assert "G89.4 (Chronic pain syndrome) is a subcategory" in finding["message"] and "(2021-01)" in finding["message"]
+    assert finding["message"].endswith("in that release: G89.40, G89.41.")
+    [current] = next(r for r in load_rules(QUERIES_DIR) if r.query.name == "check-diagnosis-billable").wordings.values()
+    assert finding["instead"] == current.instead.format(billable="G89.40, G89.41")
+    assert finding["source"].endswith("/id/release/icd10cm/2021-01")
+    [uncertain] = diagnosis_findings(fixture_client, "2021-06-01", "G89.4")  # 2021-04-01's release not held
+    assert uncertain["rule"] == "diagnosis-release-uncertain"
+    assert "as a subcategory that is not billable (billable codes below it: G89.40, G89.41)" in uncertain["message"]
+
+
+def test_the_cli_gives_the_earlier_release_s_billable_codes(history_data):
+    args = ["check", "96522", "--date", "2021-03-01", "--diagnosis", "G89.4", "--data", str(history_data),
+            "--store", "embedded"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "diagnosis-not-billable" in result.output, result.output
+    assert "G89.40, G89.41" in result.output
+    [finding] = [f for f in json.loads(CliRunner().invoke(main, [*args, "--format", "json"]).output)["findings"]
+                 if f["rule"] in DIAGNOSIS_RULES]
+    assert "G89.40, G89.41" in finding["instead"]
 
 
 def test_the_check_is_clean_only_where_the_release_in_force_is_certain(client):

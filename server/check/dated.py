@@ -42,7 +42,8 @@ WORDINGS = {
                                  "{replacements}."),
     "diagnosis-not-billable": Wording("deny", "{diagnosis} ({label}) is a {level} that is not billable in the "
                                               "ICD-10-CM release in force on {date} ({release}): a claim reports one "
-                                              "of the billable codes below it in that release."),
+                                              "of the billable codes below it in that release: {billable}.",
+                                      "Report the billable code that fits the record: {billable}."),
     "diagnosis-release-uncertain": Wording(
         "warn", "{diagnosis} ({label}): the graph cannot tell its state on {date}. The release in force that it "
                 "holds, {release} (from {release_on}), has it as {state}; the next release it holds, {next} (from "
@@ -117,6 +118,8 @@ class _Judge:
                 self.lines.setdefault(diagnosis_iri(diagnosis), (diagnosis, []))[1].append(number)
         self.replaced: set[str] = set()
         self.findings: list[Dated] = []
+        self.below: dict[str, str] = {}  # the billable codes below a category now, listed
+        self.below_then: dict[str, str] = {}  # ... and in the release in force
 
     def run(self) -> None:
         if self.when < self.release.effective:
@@ -127,10 +130,12 @@ class _Judge:
         changes, now = records_of(self.lines)
         states = {iri: self._states(iri, found, now.get(iri, {})) for iri, found in changes.items()}
         judged = {iri: s for iri, s in states.items() if s is not None}
-        below = self._billable_below([iri for iri, (at, after, current) in judged.items()
-                                      if not _key(current)[1] and _key(current)[0]])
+        self.below = self._billable_below([iri for iri, (_, _, current) in judged.items()
+                                           if _key(current) == (True, False)])
+        self.below_then = self._billable_below([iri for iri, (at, _, _) in judged.items() if _key(at) == (True, False)],
+                                               self.release.effective)
         for iri, (at, after, current) in judged.items():
-            self._judge(iri, changes[iri], at, after, current, below.get(iri, ""))
+            self._judge(iri, changes[iri], at, after, current)
 
     def _states(self, iri: str, changes: list[Record], now: dict[str, str]) -> tuple | None:
         """The code's state in the release in force, in the next held one and now; None when the current state is
@@ -145,7 +150,7 @@ class _Judge:
     def _missing(self) -> list[date]:
         return unheld_releases(self.release.effective, self.when, (r.effective for r in self.held))
 
-    def _judge(self, iri: str, changes: list[Record], at: dict, after: dict | None, current: dict, below: str) -> None:
+    def _judge(self, iri: str, changes: list[Record], at: dict, after: dict | None, current: dict) -> None:
         notation, lines = self.lines[iri]
         label = at.get("label") or current.get("label") or (after or {}).get("label", "")
         values = {"diagnosis": notation, "label": label, "date": self.when.isoformat(),
@@ -160,9 +165,9 @@ class _Judge:
         if after is not None and _key(at) != _key(after) and (missing := self._missing()):
             latest = self.next is self.held[-1]
             self._add("diagnosis-release-uncertain", lines, {
-                **values, "state": _described(at, notation, ""), "next": self.next.notation,
+                **values, "state": _described(at, notation, self.below_then.get(iri, "")), "next": self.next.notation,
                 "next_on": self.next.effective.isoformat(),
-                "next_state": _described(after, notation, below if latest else ""),
+                "next_state": _described(after, notation, self.below.get(iri, "") if latest else ""),
                 "missing": listed(d.isoformat() for d in missing)}, (*links, self.next.iri))
             return
         if not exists and later and later[0].kind == "added":
@@ -173,15 +178,17 @@ class _Judge:
                                                    "replacements": listed(r.rsplit("/", 1)[1]
                                                                           for r in deleting[-1].replaced_by)}, links)
         elif not billable:
-            self._add("diagnosis-not-billable", lines, {**values, "level": _level(notation)}, links)
+            self._add("diagnosis-not-billable", lines, {**values, "level": _level(notation),
+                                                        "billable": self.below_then.get(iri, "")}, links)
 
-    def _billable_below(self, codes: list[str]) -> dict[str, str]:
-        """The billable codes below each of `codes` in the graph (its latest release), listed."""
+    def _billable_below(self, codes: list[str], as_of: date | None = None) -> dict[str, str]:
+        """The billable codes below each of `codes`, listed: in the graph's current state, or in the state `as_of`
+        that date (the dated graphs of the release then in force, as `as_of` on /sparql)."""
         if not codes:
             return {}
         text = bind_rows(BILLABLE_BELOW, ["d"], [[str(rdf_term(("iri", c, None)))] for c in codes])
         found: dict[str, list[str]] = {}
-        for row in json.loads(run_query(text, fmt="json", named=None))["results"]["bindings"]:
+        for row in json.loads(run_query(text, fmt="json", named=None, as_of=as_of))["results"]["bindings"]:
             found.setdefault(row["d"]["value"], []).append(row["notation"]["value"])
         return {code: listed(notations) for code, notations in found.items()}
 
