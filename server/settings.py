@@ -29,6 +29,7 @@ SETTINGS = (
     Setting("MAX_RESULTS", "MEDCODE_MAX_RESULTS", int, 100_000),        # rows/triples in one answer (400 above)
     Setting("MAX_CONTENT_LENGTH", "MEDCODE_MAX_BODY", int, 1 << 20),    # request-body bytes (413 above)
     Setting("BODY_TIMEOUT", "MEDCODE_BODY_TIMEOUT", float, 10.0),      # seconds a request body may take (408)
+    Setting("HEAD_TIMEOUT", "MEDCODE_HEAD_TIMEOUT", float, 5.0),      # seconds a request's head may take (408)
     Setting("PUBLIC_BASE", "MEDCODE_PUBLIC_BASE", str, "https://w3id.org/medcode/"),  # base of minted IRIs
     Setting("EXPORT_TIMEOUT", "MEDCODE_EXPORT_TIMEOUT", float, 60.0),   # seconds an export's query may run
     Setting("EXPORT_MAX_ROWS", "MEDCODE_EXPORT_MAX_ROWS", int, 1_000_000),  # rows in one export

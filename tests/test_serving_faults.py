@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.embedded_only,
 
 TIME_LIMIT = 2.0
 BODY_TIMEOUT = 2.0  # MEDCODE_BODY_TIMEOUT: seconds a request body may take
+HEAD_TIMEOUT = 2.0  # MEDCODE_HEAD_TIMEOUT: seconds a request's head may take
 RUNAWAY = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l . ?m ?n2 ?o }"
 PAGE = "/id/cpt/99999"
 
@@ -51,7 +52,8 @@ def tiny_server(tmp_path: Path):
     data = tmp_path / "data"
     first = tiny_snapshot(data, "first build")
     srv = start_server(data, tmp_path / "serve.log", {"MEDCODE_QUERY_TIMEOUT": str(TIME_LIMIT),
-                                                          "MEDCODE_BODY_TIMEOUT": str(BODY_TIMEOUT)})
+                                                          "MEDCODE_BODY_TIMEOUT": str(BODY_TIMEOUT),
+                                                          "MEDCODE_HEAD_TIMEOUT": str(HEAD_TIMEOUT)})
     srv.data, srv.first = data, first
     try:
         yield srv
@@ -105,6 +107,50 @@ def test_clients_that_never_finish_their_bodies_do_not_silence_the_server(tiny_s
     finally:
         for sock in stalled:
             sock.close()
+
+
+def slow_head(port: int) -> socket.socket:
+    """A connection that starts a request's head and never finishes it."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    sock.sendall(b"GET /search?q=pump HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    return sock
+
+
+def test_clients_that_send_their_headers_slowly_do_not_silence_the_server(tiny_server):
+    """Twelve connections each sending a header line every half second held every thread of the two workers (2 x 4)
+    for as long as they went on (gunicorn reads a head without a time limit): each head must now arrive within
+    its deadline, so the slow ones get a 408 and an ordinary request waits at most for the slow heads ahead of
+    it in its worker (two rounds of them here), not for ever."""
+    slow = [slow_head(tiny_server.port) for _ in range(12)]
+    try:
+        started, waits = time.monotonic(), []
+        while time.monotonic() - started < 3 * HEAD_TIMEOUT + 1:
+            for sock in slow:
+                try:
+                    sock.sendall(b"X-Slow: 1\r\n")
+                except OSError:
+                    pass  # refused already
+            sent = time.monotonic()
+            answer = requests.get(tiny_server.url, params={"query": "ASK {}"}, timeout=4 * HEAD_TIMEOUT + 10)
+            assert answer.status_code == 200, answer.text
+            waits.append(time.monotonic() - sent)
+            time.sleep(0.5)
+        assert len(waits) >= 3 and max(waits) < 3 * HEAD_TIMEOUT + 2, waits
+        for sock in slow:
+            assert sock.recv(64).startswith(b"HTTP/1.1 408")
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_a_kept_alive_connection_has_a_fresh_head_deadline_for_each_request(tiny_server):
+    """The deadline runs from a head's first read: a connection kept alive between requests is not cut."""
+    with requests.Session() as session:
+        for n in range(3):
+            answer = session.get(tiny_server.url, params={"query": "ASK {}"}, timeout=30)
+            assert answer.status_code == 200, answer.text
+            if n < 2:
+                time.sleep(HEAD_TIMEOUT + 0.5)  # past the head's limit, within the keep-alive time (5 s)
 
 
 def test_a_declared_length_over_the_limit_is_413_without_waiting_for_the_body(tiny_server):
