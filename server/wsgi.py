@@ -5,11 +5,12 @@ a worker that replaces one retired at the time limit serves the same data as its
 build is switched to explicitly: SIGHUP to the arbiter (`kill -HUP $(cat <data>/serve-<port>.pid)`)
 re-resolves `current` and replaces the workers gracefully, old ones finishing what they serve.
 
-Workers are gunicorn's `gthread` kind (reading request heads without holding a thread, under a time
-limit: server/http/worker.py), chosen by measurement (bench/bench_endpoint.py: about twice the requests
-per second of sync workers at the same CPU per request): clients that keep their connection alive (SPARQL libraries, wrk) are served without a new TCP connection per request, which
-sync workers cannot do. With four threads a worker keeps answering while a thread waits on a runaway
-query; at its time limit the whole worker retires gracefully (server/store/timelimit.py).
+Workers are gunicorn's `gthread` kind (reading request heads without holding a thread, under a time limit:
+server/http/worker.py), chosen by measurement (bench/bench_endpoint.py: about twice the requests per second of
+sync workers at the same CPU per request): clients that keep their connection alive (SPARQL libraries, wrk)
+are served without a new TCP connection per request, which sync workers cannot do. With four threads a worker
+keeps answering while a thread waits on a runaway query; at its time limit the whole worker retires gracefully
+(server/store/timelimit.py).
 """
 
 from __future__ import annotations
