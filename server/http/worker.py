@@ -79,7 +79,11 @@ class HeadTimeoutWorker(ThreadWorker):
         return None
 
     def finish_request(self, conn: Any, fs: Any) -> None:
-        if getattr(conn, "refused", False):  # on the worker's main thread: no lingering close (gunicorn's waits 2 s)
+        """As gunicorn's, but a refused connection is closed at once (on the worker's main thread: gunicorn's
+        lingering close waits up to 2 s), and so is a head still arriving once the worker stops (gunicorn
+        would hand it straight back to a thread, again and again, until the worker exits)."""
+        waiting = not self.alive and not fs.cancelled() and fs.exception() is None and fs.result() is _DEFER
+        if getattr(conn, "refused", False) or waiting:
             self.nr_conns -= 1
             util.close(conn.sock)
             return
