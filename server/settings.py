@@ -34,6 +34,7 @@ SETTINGS = (
     Setting("EXPORT_TIMEOUT", "MEDCODE_EXPORT_TIMEOUT", float, 60.0),   # seconds an export's query may run
     Setting("EXPORT_MAX_ROWS", "MEDCODE_EXPORT_MAX_ROWS", int, 1_000_000),  # rows in one export
     Setting("ANSWER_CACHE_BYTES", "MEDCODE_ANSWER_CACHE", int, 64 << 20),  # answers kept per process (0: none)
+    Setting("EXPORT_CACHE_BYTES", "MEDCODE_EXPORT_CACHE", int, 64 << 20),  # export answers kept per process
     Setting("MEDCODE_SNAPSHOT", "", str, None),  # the snapshot to serve (set by `medcode serve` for its workers)
     Setting("QUERIES_DIR", "", str, QUERIES_DIR),  # named queries (.rq files with a '#+ ' header)
 )

@@ -15,6 +15,9 @@ The block's fields:
     values       fixed values for columns the query does not select (FHIR systems, predicate, ...)
     joined       GROUP_CONCAT columns whose '; '-separated values are sorted, each once
     rows         a row function by name (rows.ROW_FUNCTIONS)
+    node_rows    true: the query answers one row per node and parent (subject_iri, subject_label,
+                 object_iri), each node's label once; rows.node_links makes the links, the object_label
+                 from the object's own row (about half the query's CPU for a large hierarchy)
     pivot        a pivot by name (rows.PIVOTS): the query's rows become another table
     comment      a per-mapping comment for SSSOM and FHIR, with {column} placeholders
     see_also     a column holding a per-mapping URL (SSSOM see_also)
@@ -40,7 +43,7 @@ from kg.contract import INFERENCE_GRAPHS, QUERIES_DIR
 
 from ..http.errors import HTTPError
 from ..named_queries import NAME, HeaderError, NamedQuery, current_queries, load_named_queries, queries_dir
-from .rows import PIVOTS, ROW_FUNCTIONS, Table, sorted_list
+from .rows import LINK_COLUMNS, PIVOTS, ROW_FUNCTIONS, Table, node_links, sorted_list
 from .writers import FORMATS
 
 KINDS = ("mapping", "table")
@@ -65,6 +68,7 @@ class Crosswalk:
     values: dict[str, str] = field(default_factory=dict)
     joined: tuple[str, ...] = ()
     rows: str | None = None
+    node_rows: bool = False
     pivot: str | None = None
     comment: str = ""
     see_also: str = ""
@@ -81,10 +85,15 @@ class Crosswalk:
 
     def table(self, payload: bytes) -> Table:
         """The rows of the query's SPARQL CSV answer, shaped as the header says (read lazily)."""
-        raw = csv.DictReader(io.TextIOWrapper(io.BytesIO(payload), encoding="utf-8", newline=""))
+        if self.node_rows:
+            raw: Iterator[dict[str, str]] = node_links(payload)
+            selected: list[str] = LINK_COLUMNS
+        else:
+            reader = csv.DictReader(io.TextIOWrapper(io.BytesIO(payload), encoding="utf-8", newline=""))
+            raw, selected = reader, list(reader.fieldnames or ())
         if self.pivot:
             return PIVOTS[self.pivot](raw)
-        missing = [c for c in self.columns if c not in (raw.fieldnames or ()) and c not in self.values]
+        missing = [c for c in self.columns if c not in selected and c not in self.values]
         if missing and not self.rows:  # a row function may add them
             raise HTTPError(500, f"Export query {self.query} does not select {', '.join(missing)}")
         return Table(list(self.columns), [self.headers.get(c, c) for c in self.columns], self._shaped(raw))
@@ -101,8 +110,8 @@ class Crosswalk:
 #: header field -> the YAML type it must have (each is the Crosswalk field of the same name)
 FIELD_TYPES: dict[str, type] = {"name": str, "title": str, "kind": str, "columns": list, "headers": dict,
                                 "description": str, "formats": list, "graphs": str, "values": dict, "joined": list,
-                                "rows": str, "pivot": str, "comment": str, "see_also": str, "count": str,
-                                "translate": bool}
+                                "rows": str, "node_rows": bool, "pivot": str, "comment": str, "see_also": str,
+                                "count": str, "translate": bool}
 REQUIRED = ("name", "title", "kind")
 
 
@@ -147,6 +156,7 @@ def _problems(xw: Crosswalk) -> list[str]:
         (xw.kind != "mapping" or not missing, f"a mapping's columns need {', '.join(missing)}"),
         (not xw.rows or xw.rows in ROW_FUNCTIONS, f"rows '{xw.rows}' is not one of {', '.join(ROW_FUNCTIONS)}"),
         (not xw.pivot or xw.pivot in PIVOTS, f"pivot '{xw.pivot}' is not one of {', '.join(PIVOTS)}"),
+        (not xw.node_rows or xw.kind == "mapping", "node_rows makes links: only a mapping has them"),
         (not unknown_formats, f"formats {', '.join(unknown_formats)} unknown (known: {', '.join(FORMATS)})"),
         (xw.kind == "mapping" or not mapping_formats, f"a table is not written as {', '.join(mapping_formats)}"),
         (xw.kind == "mapping" or not xw.translate, "only a mapping can answer $translate"),

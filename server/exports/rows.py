@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +32,33 @@ def icd10cm_codes(row: dict[str, str]) -> dict[str, str]:
     s, o = row["subject_iri"], row["object_iri"]
     return {**row, "subject_code": s.rsplit("/", 1)[1], "object_code": o.rsplit("/", 1)[1],
             "subject_kind": _icd10cm_kind(s), "object_kind": _icd10cm_kind(o)}
+
+
+LINK_COLUMNS = ["subject_iri", "subject_label", "object_iri", "object_label"]
+
+
+def node_links(payload: bytes) -> Iterator[dict[str, str]]:
+    """The links of a `node_rows` answer (subject_iri, subject_label, object_iri: one row per node and parent,
+    no object for a root): each row with an object is a link, once for each label of the object's own rows
+    (or with an empty object_label when it has none), as joining the labels to every link would give.
+
+    Two passes over the answer: the labels first (one list per node), then the links."""
+    def records() -> Iterator[list[str]]:
+        reader = csv.reader(io.StringIO(payload.decode("utf-8"), newline=""))
+        header = next(reader)
+        where = [header.index(name) for name in LINK_COLUMNS[:3]]
+        return ([row[i] for i in where] for row in reader)
+
+    labels: dict[str, list[str]] = {}
+    for node, label, _ in records():
+        kept = labels.setdefault(node, [])
+        if label not in kept:
+            kept.append(label)
+    for node, label, parent in records():
+        if parent:
+            for parent_label in labels.get(parent) or [""]:
+                yield {"subject_iri": node, "subject_label": label, "object_iri": parent,
+                       "object_label": parent_label}
 
 
 def fee_schedule(raw: Iterable[dict[str, str]]) -> Table:

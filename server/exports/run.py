@@ -1,7 +1,10 @@
 """Running a crosswalk's query through the app's store, and what one snapshot's answers give (memoised).
 
-The query runs like any named query (a worker process with a time limit) under the export limits
-(EXPORT_MAX_ROWS, EXPORT_TIMEOUT) and answers in SPARQL CSV, which the writers read row by row.
+The query runs like any named query (with the store's time limit) under the export limits
+(EXPORT_MAX_ROWS, EXPORT_TIMEOUT) and answers in SPARQL CSV, which the writers read row by row. The
+snapshot is immutable, so each process keeps the answers of its exports' queries (EXPORT_CACHE_BYTES in all,
+least recently used first out; the general answer cache keeps nothing over 1 MiB): a second download of
+the ~98.5k-row hierarchy, in any format, costs only its writer.
 """
 
 from __future__ import annotations
@@ -15,22 +18,38 @@ from typing import Any
 from flask import current_app
 
 from ..http.errors import HTTPError
-from ..store import QueryError, get_store, run_query, state_on
+from ..store import INFERENCE_GRAPHS, QueryError, get_store, run_query, state_on
+from ..store.cache import AnswerCache, answer_key
 from .crosswalks import CROSSWALKS, Crosswalk
 from .writers import ExportMeta
 
 MEMO = "medcode.exports"  # app.extensions key: (snapshot id, memo)
+ANSWERS = "medcode.exports.answers"  # app.extensions key: the export answers kept
 
 
 def run_crosswalk(xw: Crosswalk, text: str | None = None, as_of: date | None = None) -> bytes:
     """The SPARQL CSV answer of the crosswalk's query (or of `text`, such as its count) over its graphs, in the
     state of `as_of` when given."""
     query = xw.named_query()
+    text, bindings = text or query.text, query.bindings({})
+    # keyed by the dataset, so that every date of one release in force shares one answer
+    store = get_store()
+    dataset = INFERENCE_GRAPHS[xw.graphs] if as_of is None else state_on(store.meta, as_of, xw.graphs).graphs
+    key = answer_key(store.etag, text, "csv", current_app.config["EXPORT_MAX_ROWS"], dataset, None, bindings)
     try:
-        return run_query(text or query.text, fmt="csv", graphs=xw.graphs, named=None, bindings=query.bindings({}),
-                         bulk=True, as_of=as_of)
+        return _answers().answer(key, lambda: run_query(text, fmt="csv", graphs=xw.graphs, named=None,
+                                                        bindings=bindings, bulk=True, as_of=as_of))
     except QueryError as exc:
         raise HTTPError(exc.status, f"Export query {xw.query} failed: {exc}") from exc
+
+
+def _answers() -> AnswerCache:
+    """The app's kept export answers (made on first use, from EXPORT_CACHE_BYTES)."""
+    answers = current_app.extensions.get(ANSWERS)
+    if answers is None:
+        budget = current_app.config["EXPORT_CACHE_BYTES"]
+        answers = current_app.extensions.setdefault(ANSWERS, AnswerCache(budget, max_entry=budget))
+    return answers
 
 
 def release_on(as_of: date) -> str:
