@@ -77,8 +77,12 @@ def _xml_term(term) -> str:
 
 
 def _plain(term) -> str:
-    """CSV: the lexical form only (SPARQL 1.1 CSV results)."""
-    return "" if term is None else term.value if hasattr(term, "value") else str(term)
+    """CSV: the lexical form only, a blank node as `_:id` (SPARQL 1.1 CSV results, as Oxigraph's writer)."""
+    if term is None:
+        return ""
+    if isinstance(term, ox.BlankNode):
+        return str(term)
+    return term.value if hasattr(term, "value") else str(term)
 
 
 class _LimitedCSV:
@@ -109,8 +113,9 @@ class _LimitedCSV:
 
 
 def _native_csv(solutions: ox.QuerySolutions, limit: int) -> bytes:
-    """SPARQL 1.1 CSV by Oxigraph's own writer (the same bytes as the csv module's, blank nodes as `_:id` as
-    the CSV format specifies, ~40 % less CPU than building each row in Python), the row limit still an error."""
+    """SPARQL 1.1 CSV by Oxigraph's own writer (the same bytes as the csv module's, ~40 % less CPU than building
+    each row in Python), the row limit still an error. Not for one variable: an unbound value would be an empty
+    line, which CSV readers skip, where the csv module writes `""`."""
     sink = _LimitedCSV(limit)
     solutions.serialize(sink, format=ox.QueryResultsFormat.CSV)
     return b"".join(sink.parts)
@@ -136,7 +141,7 @@ def write_solutions(solutions: ox.QuerySolutions, fmt: str, limit: int) -> bytes
         parts.append("</results></sparql>")
         return "".join(parts).encode()
     if fmt == "csv":
-        if isinstance(solutions, ox.QuerySolutions):
+        if isinstance(solutions, ox.QuerySolutions) and len(names) > 1:
             return _native_csv(solutions, limit)
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\r\n")
