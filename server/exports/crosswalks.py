@@ -101,7 +101,7 @@ class Crosswalk:
     def _shaped(self, raw: Iterator[dict[str, str]]) -> Iterator[dict[str, str]]:
         shape = ROW_FUNCTIONS[self.rows] if self.rows else None
         for selected in raw:
-            row = {**self.values, **selected}
+            row = self.values | selected
             for name in self.joined:
                 row[name] = sorted_list(row[name])
             yield shape(row) if shape else row

@@ -6,6 +6,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 
@@ -28,10 +29,12 @@ def _icd10cm_kind(iri: str) -> str:
 
 
 def icd10cm_codes(row: dict[str, str]) -> dict[str, str]:
-    """Each side's code (the IRI's last segment: a chapter number, a block range or a code) and kind."""
+    """Each side's code (the IRI's last segment: a chapter number, a block range or a code) and kind, added to
+    the row (a fresh one per solution: updating it saves a copy of every row)."""
     s, o = row["subject_iri"], row["object_iri"]
-    return {**row, "subject_code": s.rsplit("/", 1)[1], "object_code": o.rsplit("/", 1)[1],
-            "subject_kind": _icd10cm_kind(s), "object_kind": _icd10cm_kind(o)}
+    row.update(subject_code=s[s.rindex("/") + 1:], object_code=o[o.rindex("/") + 1:],
+               subject_kind=_icd10cm_kind(s), object_kind=_icd10cm_kind(o))
+    return row
 
 
 LINK_COLUMNS = ["subject_iri", "subject_label", "object_iri", "object_label"]
@@ -42,19 +45,19 @@ def node_links(payload: bytes) -> Iterator[dict[str, str]]:
     no object for a root): each row with an object is a link, once for each label of the object's own rows
     (or with an empty object_label when it has none), as joining the labels to every link would give.
 
-    Two passes over the answer: the labels first (one list per node), then the links."""
-    def records() -> Iterator[list[str]]:
-        reader = csv.reader(io.StringIO(payload.decode("utf-8"), newline=""))
-        header = next(reader)
-        where = [header.index(name) for name in LINK_COLUMNS[:3]]
-        return ([row[i] for i in where] for row in reader)
-
+    The answer's rows are read once and gone over twice: the labels first (one list per node), then the links."""
+    reader = csv.reader(io.StringIO(payload.decode("utf-8"), newline=""))
+    header = next(reader)
+    pick = itemgetter(*(header.index(name) for name in LINK_COLUMNS[:3]))
+    records = [pick(row) for row in reader]
     labels: dict[str, list[str]] = {}
-    for node, label, _ in records():
-        kept = labels.setdefault(node, [])
-        if label not in kept:
+    for node, label, _ in records:
+        kept = labels.get(node)
+        if kept is None:
+            labels[node] = [label]
+        elif label not in kept:
             kept.append(label)
-    for node, label, parent in records():
+    for node, label, parent in records:
         if parent:
             for parent_label in labels.get(parent) or [""]:
                 yield {"subject_iri": node, "subject_label": label, "object_iri": parent,
@@ -81,7 +84,7 @@ def fee_schedule(raw: Iterable[dict[str, str]]) -> Table:
     return Table(columns, columns, rows)
 
 
-#: `rows:` names a function applied to each row
+#: `rows:` names a function applied to each row (a fresh dict it may update)
 ROW_FUNCTIONS: dict[str, Callable[[dict[str, str]], dict[str, str]]] = {"icd10cm-codes": icd10cm_codes}
 #: `pivot:` names a function that turns all rows into another table (its own columns)
 PIVOTS: dict[str, Callable[[Iterable[dict[str, str]]], Table]] = {"fee-schedule": fee_schedule}

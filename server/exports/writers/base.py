@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,8 +15,10 @@ if TYPE_CHECKING:
 
 LICENSE = "https://creativecommons.org/licenses/by/4.0/"  # the ontology's dcterms:license
 CHUNK = 1 << 16  # characters per streamed chunk
-#: (namespace, prefix) of the one CURIE map, longest namespace first (the longest match wins)
-_NAMESPACES = sorted(((ns, prefix) for prefix, ns in CURIE_MAP.items()), key=lambda item: -len(item[0]))
+#: namespace -> prefix of the one CURIE map
+_PREFIX_OF = {namespace: prefix for prefix, namespace in CURIE_MAP.items()}
+if not all(namespace.endswith(("/", "#")) for namespace in _PREFIX_OF):
+    raise ValueError("every namespace of the CURIE map ends in '/' or '#' (short() relies on it)")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,11 @@ class ExportMeta:
         return f"{self.base}fhir/ConceptMap/{xw.name}"
 
 
+#: json.dumps(value, ensure_ascii=False) without making an encoder per call (json.dumps does for any argument
+#: but the object): the per-row JSON of every JSON writer
+to_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def buffered(parts: Iterable[str], size: int = CHUNK) -> Iterator[str]:
     """Join small pieces into chunks of about `size` characters (fewer, larger writes)."""
     buf: list[str] = []
@@ -62,8 +70,12 @@ def buffered(parts: Iterable[str], size: int = CHUNK) -> Iterator[str]:
 def short(iri: str) -> str:
     """`codes.curie` for the writers: the same CURIE (longest namespace of the map; the IRI itself when none
     matches or nothing follows the namespace), without the general converter's cost (~20 µs a call, most
-    of a Turtle or SSSOM export's time)."""
-    for namespace, prefix in _NAMESPACES:
-        if iri.startswith(namespace):
-            return f"{prefix}:{iri[len(namespace):]}" if len(iri) > len(namespace) else iri
+    of a Turtle or SSSOM export's time). Every namespace ends in '/' or '#', so the longest that matches ends
+    at the last such character of the IRI that names one: a dictionary look-up or two per IRI."""
+    end = len(iri)
+    while (cut := max(iri.rfind("/", 0, end), iri.rfind("#", 0, end))) >= 0:
+        prefix = _PREFIX_OF.get(iri[:cut + 1])
+        if prefix is not None:
+            return f"{prefix}:{iri[cut + 1:]}" if cut + 1 < len(iri) else iri
+        end = cut
     return iri

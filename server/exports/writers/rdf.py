@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pyoxigraph as ox
 
 from ...codes import CURIE_MAP
-from .base import LICENSE, ExportMeta, short
+from .base import LICENSE, ExportMeta, short, to_json
 
 if TYPE_CHECKING:
     from ..crosswalks import Crosswalk
@@ -45,14 +45,17 @@ def write_turtle(xw: Crosswalk, table: Table, meta: ExportMeta, fhir: str) -> It
     yield "".join(f"@prefix {prefix}: <{namespace}> .\n" for prefix, namespace in CURIE_MAP.items()) + "\n"
     yield (f"<{meta.url(xw, 'ttl')}> dcterms:title {_literal('medcode-kg: ' + xw.title)} ; "
            f"dcterms:license <{LICENSE}> ; dcterms:hasVersion {_literal(meta.version)} .\n\n")
-    seen: set[str] = set()
+    terms: dict[str, str] = {}  # each IRI mentioned so far -> its Turtle term (made once)
     for row in table.rows:
-        yield f"{_term(row['subject_iri'])} {row['predicate']} {_term(row['object_iri'])} .\n"
-        for iri, code, label in _sides(row):
-            if iri not in seen:
-                seen.add(iri)
-                labelled = f" ;\n    skos:prefLabel {_literal(label, 'en')}" if label else ""
-                yield f"{_term(iri)} skos:notation {_literal(code)}{labelled} .\n"
+        first = []
+        for side in _sides(row):
+            if side[0] not in terms:
+                terms[side[0]] = _term(side[0])
+                first.append(side)
+        yield f"{terms[row['subject_iri']]} {row['predicate']} {terms[row['object_iri']]} .\n"
+        for iri, code, label in first:
+            labelled = f" ;\n    skos:prefLabel {_literal(label, 'en')}" if label else ""
+            yield f"{terms[iri]} skos:notation {_literal(code)}{labelled} .\n"
 
 
 def write_jsonld(xw: Crosswalk, table: Table, meta: ExportMeta, fhir: str) -> Iterator[str]:
@@ -75,5 +78,5 @@ def write_jsonld(xw: Crosswalk, table: Table, meta: ExportMeta, fhir: str) -> It
         subject_side, object_side = _sides(row)
         subject = node(*subject_side)
         subject[row["predicate"]] = node(*object_side)
-        yield ",\n" + json.dumps(subject, ensure_ascii=False)
+        yield ",\n" + to_json(subject)
     yield "\n]}\n"

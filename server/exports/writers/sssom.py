@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import yaml
@@ -24,10 +25,22 @@ def _tsv(value: str) -> str:
     return value.replace("\t", " ").replace("\r", " ").replace("\n", " ")
 
 
+def _line(values: tuple[str, ...]) -> str:
+    """One TSV line, tabs and line breaks in a value made spaces (checked on the joined line: rarely needed)."""
+    line = "\t".join(values)
+    if line.count("\t") == len(values) - 1 and "\n" not in line and "\r" not in line:
+        return line + "\n"
+    return "\t".join(map(_tsv, values)) + "\n"
+
+
+@lru_cache(maxsize=64)
+def _scheme(system: str) -> str:
+    return short(ID_BASE + system) if system else ""
+
+
 def _source(iri: str) -> str:
     """The code system (concept scheme) of a code IRI: .../id/icd10cm/block/G35 -> id:icd10cm."""
-    system = system_of(iri)
-    return short(ID_BASE + system) if system else ""
+    return _scheme(system_of(iri))
 
 
 def write_sssom(xw: Crosswalk, table: Table, meta: ExportMeta, fhir: str) -> Iterator[str]:
@@ -49,4 +62,4 @@ def write_sssom(xw: Crosswalk, table: Table, meta: ExportMeta, fhir: str) -> Ite
         values = (short(row["subject_iri"]), row["subject_label"], row["predicate"], short(row["object_iri"]),
                   row["object_label"], row["mapping_justification"], _source(row["subject_iri"]),
                   _source(row["object_iri"]), xw.mapping_comment(row), row[xw.see_also] if xw.see_also else "")
-        yield "\t".join(_tsv(v) for v in values) + "\n"
+        yield _line(values)
