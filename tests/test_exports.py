@@ -7,7 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -28,6 +30,8 @@ from server import create_app
 from server.exports import CROSSWALKS, FORMATS, RELATIONSHIPS, export_meta, export_text
 from server.exports import run_crosswalk as run_query
 from server.exports.crosswalks import load_crosswalks
+from server.exports.rows import node_links
+from server.exports.writers.tables import csv_line
 from server.named_queries import HeaderError
 
 CPT = "http://www.ama-assn.org/go/cpt"
@@ -193,7 +197,92 @@ def test_rows_match_named_query(name: str, export, store) -> None:
     graphs = [ox.NamedNode(ASSERTED)] + ([ox.NamedNode("https://w3id.org/medcode/graph/inferred")]
                                           if xw.graphs == "all" else [])
     solutions = store.query(xw.named_query().text, prefixes=PREFIXES, default_graph=graphs)
-    assert sum(1 for _ in solutions) == len(csv_rows(export(name, "csv")))
+    if xw.node_rows:  # one row per node and parent: a root's row (no parent) is no link
+        assert sum(1 for row in solutions if row["object_iri"] is not None) == len(csv_rows(export(name, "csv")))
+    else:
+        assert sum(1 for _ in solutions) == len(csv_rows(export(name, "csv")))
+
+
+def test_the_hierarchy_is_every_link_with_both_labels(export, store) -> None:
+    """The node rows' links are exactly what joining both sides' labels to every link gives (a multiset: one
+    row per link and pair of labels), written here as that join, independently of the crosswalk query."""
+    query = f"""SELECT ?s ?sl ?o ?ol WHERE {{ GRAPH <{ASSERTED}> {{ ?s skos:broader ?o
+        FILTER(STRSTARTS(STR(?s), "{ICD_NS}")) OPTIONAL {{ ?s skos:prefLabel ?sl }} OPTIONAL {{ ?o skos:prefLabel ?ol }}
+        }} }}"""
+    joined = Counter((r["s"].value, r["sl"].value if r["sl"] else "", r["o"].value, r["ol"].value if r["ol"] else "")
+                     for r in store.query(query, prefixes=PREFIXES))
+    exported = Counter((r["subject_iri"], r["subject_label"], r["object_iri"], r["object_label"])
+                       for r in csv_rows(export("icd10cm-hierarchy", "csv")))
+    assert exported == joined and len(joined) > 90_000
+
+
+def test_node_links_multiplies_labels_as_the_join_does() -> None:
+    """Two labels of a parent give two rows per child; a parent without a row of its own gives an empty label; a
+    node with two parents gives a row for each; a root gives no row."""
+    payload = (b"subject_iri,subject_label,object_iri\r\n"
+               b"c1,Child one,p\r\nc2,\"Child, two\",p\r\nc2,\"Child, two\",q\r\n"
+               b"p,Parent,\r\np,Parent (alt),\r\nc3,Orphan,x\r\n")
+    rows = [tuple(r.values()) for r in node_links(payload)]
+    assert sorted(rows) == sorted([
+        ("c1", "Child one", "p", "Parent"), ("c1", "Child one", "p", "Parent (alt)"),
+        ("c2", "Child, two", "p", "Parent"), ("c2", "Child, two", "p", "Parent (alt)"),
+        ("c2", "Child, two", "q", ""), ("c3", "Orphan", "x", "")])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_csv_line_is_the_csv_module(seed: int) -> None:
+    """The CSV writer's own quoting writes what csv.writer writes, for values full of what needs quoting."""
+    chars = ["a", ",", '"', "\n", "\r", " ", "é", "", "\t", ";", "'"]
+    rng = random.Random(seed)
+    for _ in range(20_000):
+        values = ["".join(rng.choice(chars) for _ in range(rng.randint(0, 4))) for _ in range(rng.randint(1, 4))]
+        buf = io.StringIO()
+        csv.writer(buf).writerow(values)
+        assert csv_line(values) == buf.getvalue(), values
+
+
+def test_a_concept_map_element_is_one_source_iri(export) -> None:
+    """An ICD-10-CM block and its same-named category (block/B99, B99) share a code but stay two elements, even where
+    the rows put them side by side: one element per run of one child IRI's rows, as many as the child IRIs."""
+    children = {row["subject_iri"] for row in csv_rows(export("icd10cm-hierarchy", "csv"))}
+    concept_map = json.loads(export("icd10cm-hierarchy", "fhir.json"))
+    elements = [e for g in concept_map["group"] for e in g["element"]]
+    assert len(elements) == len(children)
+    b99 = sorted(len(e["target"]) for e in elements if e["code"] == "B99")
+    assert b99 == [1, 1]  # the block under chapter 1, the category under the block
+
+
+def test_the_row_limit_counts_the_query_rows(app, client, store, monkeypatch) -> None:
+    """EXPORT_MAX_ROWS is still exact through Oxigraph's CSV writer: the hierarchy query's own row count passes,
+    one row less is the 400 naming the limit."""
+    xw = CROSSWALKS["icd10cm-hierarchy"]
+    answer = store.query(xw.named_query().text, prefixes=PREFIXES, default_graph=[ox.NamedNode(ASSERTED)])
+    rows = sum(1 for _ in answer)
+    monkeypatch.setitem(app.config, "EXPORT_MAX_ROWS", rows)
+    assert client.get("/export/icd10cm-hierarchy.csv").status_code == 200
+    monkeypatch.setitem(app.config, "EXPORT_MAX_ROWS", rows - 1)
+    refused = client.get("/export/icd10cm-hierarchy.csv")
+    assert refused.status_code == 400 and f"more than {rows - 1:,} rows" in refused.get_data(as_text=True)
+
+
+def test_a_second_download_reuses_the_kept_answer(app, client, monkeypatch) -> None:
+    """The export answers are kept per snapshot: a second download, in another format, asks the store nothing and
+    describes the same rows; with MEDCODE_EXPORT_CACHE=0 nothing is kept."""
+    first = client.get("/export/device-crosswalk.csv").get_data()
+    store = app.extensions["medcode.store"]
+
+    def no_query(*args, **kwargs):
+        raise AssertionError("the store was asked again")
+
+    monkeypatch.setattr(store, "query", no_query)
+    assert client.get("/export/device-crosswalk.csv").get_data() == first
+    assert client.get("/export/device-crosswalk.json").status_code == 200
+    monkeypatch.undo()
+    kept = app.extensions.pop("medcode.exports.answers")
+    assert kept.size > len(first) // 2
+    monkeypatch.setitem(app.config, "EXPORT_CACHE_BYTES", 0)
+    assert client.get("/export/device-crosswalk.csv").get_data() == first
+    assert app.extensions.pop("medcode.exports.answers").size == 0
 
 
 def test_ncci_layout(export, store) -> None:

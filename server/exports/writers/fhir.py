@@ -16,7 +16,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from .base import LICENSE, ExportMeta
+from .base import LICENSE, ExportMeta, to_json
 
 if TYPE_CHECKING:
     from ..crosswalks import Crosswalk
@@ -64,7 +64,9 @@ def _element(xw: Crosswalk, rows: list[dict[str, str]], r5: bool) -> dict[str, A
 
 
 def write_fhir(xw: Crosswalk, table: Table, meta: ExportMeta, fhir: str) -> Iterator[str]:
-    """The ConceptMap, streamed group by group (consecutive rows with the same systems and source code)."""
+    """The ConceptMap, streamed group by group (consecutive rows with the same systems), one element for each run
+    of rows with the same source IRI: an ICD-10-CM block and its same-named category (block/B99 and B99) stay
+    two elements whatever the rows' order, although their codes are equal."""
     r5 = fhir == "r5"
     head: dict[str, Any] = {
         "resourceType": "ConceptMap", "id": xw.name, "url": meta.canonical(xw), "version": meta.version,
@@ -75,7 +77,7 @@ def write_fhir(xw: Crosswalk, table: Table, meta: ExportMeta, fhir: str) -> Iter
     systems = itemgetter("subject_system", "object_system")
     for n, ((source, target), rows) in enumerate(groupby(table.rows, key=systems)):
         yield ("," if n else "") + "\n" + json.dumps({"source": source, "target": target})[:-1] + ', "element": ['
-        for m, (_, same_code) in enumerate(groupby(rows, key=itemgetter("subject_code"))):
-            yield ("," if m else "") + "\n" + json.dumps(_element(xw, list(same_code), r5), ensure_ascii=False)
+        for m, (_, same_source) in enumerate(groupby(rows, key=itemgetter("subject_iri"))):
+            yield ("," if m else "") + "\n" + to_json(_element(xw, list(same_source), r5))
         yield "\n]}"
     yield "\n]}\n"
