@@ -15,12 +15,14 @@ connection silent for the keep-alive time is closed by gunicorn. The body has it
 from __future__ import annotations
 
 import os
+import selectors
 import socket
 import time
+from functools import partial
 from typing import Any
 
 from gunicorn import util
-from gunicorn.workers.gthread import _DEFER, ThreadWorker
+from gunicorn.workers.gthread import _DEFER, STOP_KEEPALIVE_LINGER, ThreadWorker
 
 from ..settings import DEFAULTS, from_environment
 
@@ -80,12 +82,22 @@ class HeadTimeoutWorker(ThreadWorker):
 
     def finish_request(self, conn: Any, fs: Any) -> None:
         """As gunicorn's, but a refused connection is closed at once (on the worker's main thread: gunicorn's
-        lingering close waits up to 2 s), and so is a head still arriving once the worker stops (gunicorn
-        would hand it straight back to a thread, again and again, until the worker exits)."""
-        waiting = not self.alive and not fs.cancelled() and fs.exception() is None and fs.result() is _DEFER
-        if getattr(conn, "refused", False) or waiting:
+        lingering close waits up to 2 s), and a connection waiting for its head when the worker stops keeps
+        waiting on the poller for the stopping worker's linger (gunicorn, seeing bytes in its buffer, would
+        hand it straight back to a thread, again and again, until the worker exits)."""
+        if getattr(conn, "refused", False):
             self.nr_conns -= 1
             util.close(conn.sock)
+            return
+        if not self.alive and not fs.cancelled() and fs.exception() is None and fs.result() is _DEFER:
+            try:
+                conn.sock.setblocking(False)
+                conn.timeout = time.monotonic() + STOP_KEEPALIVE_LINGER
+                self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
+                self.pending_conns.append(conn)
+            except (OSError, ValueError, KeyError):
+                self.nr_conns -= 1
+                util.close(conn.sock)
             return
         super().finish_request(conn, fs)
 
