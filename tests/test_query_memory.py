@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 import time
 
 import pytest
@@ -40,6 +42,20 @@ def test_growth_past_the_limit_stops_the_query_long_before_its_time_limit() -> N
 def test_unwatched_or_within_the_limit_the_answer_comes_back() -> None:
     assert len(run_with_limit(lambda: allocating(64 * MIB), 60, supervised=False)) == 8
     assert len(run_with_limit(lambda: allocating(16 * MIB), 60, supervised=False, memory=512 * MIB)) == 2
+
+
+def test_a_query_given_up_at_its_limit_runs_on_at_the_lowest_cpu_priority() -> None:
+    runner: list[int] = []
+
+    def runaway() -> None:
+        runner.append(threading.get_native_id())
+        time.sleep(1.5)
+
+    with pytest.raises(TimeLimitExceeded, match="0.2 s time limit"):
+        run_with_limit(runaway, 0.2, supervised=False)
+    assert os.getpriority(os.PRIO_PROCESS, runner[0]) == 19
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == 0  # the request's thread is untouched
+    assert len(run_with_limit(lambda: allocating(8 * MIB), 60, supervised=False)) == 1  # a fresh runner serves
 
 
 def test_the_endpoint_answers_503_naming_the_memory_limit(data_dir) -> None:

@@ -6,8 +6,10 @@ the request is answered 503 at once; the runaway computation cannot be stopped f
 process retires: under gunicorn (`medcode serve`) the worker stops as soon as the answer is sent. It
 takes no new connection, lets the requests its other threads are serving finish (each under its own
 limit; gunicorn's graceful timeout bounds the wait) and exits, so the runaway thread dies with it;
-the arbiter starts a fresh worker while the others keep serving. Elsewhere (the Flask test client,
-another WSGI server) nothing can stop the thread; that is logged.
+the arbiter starts a fresh worker while the others keep serving. Until then the runaway thread runs at
+the lowest CPU priority (Linux: a thread's own nice value, 19), so that on a busy machine it no longer
+takes a core from the requests still being served. Elsewhere (the Flask test client, another WSGI
+server) nothing can stop the thread; that is logged.
 
 A runaway query can also allocate fast (half a gigabyte a second for a large DISTINCT or sort), so
 while it waits the request also watches its process's resident memory: growth past the memory limit
@@ -68,9 +70,24 @@ class _Job:
     def __init__(self, work: Callable[[], object]) -> None:
         self.work, self.done = work, threading.Event()
         self.ok, self.value = False, None  # type: tuple[bool, object]
+        self.thread = 0  # the runner's native thread id, once it has started
+        self.abandoned = False
+
+    def abandon(self) -> None:
+        """Given up at its limit: its runner yields the CPU to every other thread on the machine."""
+        self.abandoned = True
+        if not self.thread:  # not started yet: it will not start the work (see run)
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, self.thread, 19)  # Linux: the thread alone
+        except (AttributeError, OSError):  # another platform, or the thread has just ended
+            pass
 
     def run(self) -> None:
+        self.thread = threading.get_native_id()
         try:
+            if self.abandoned:
+                raise TimeLimitExceeded("given up before it started")
             self.value, self.ok = self.work(), True
         except BaseException as exc:  # handed to the request thread, which re-raises it
             self.value = exc
@@ -81,8 +98,9 @@ class _Job:
 class _Runners:
     """Threads that run queries, kept between requests (a hand-off costs ~20 µs; a new thread ~250 µs).
 
-    A runner whose query passed the limit is simply not waited for; it rejoins the idle ones if its
-    query ever ends. Threads do not survive a fork, so a forked process starts a pool of its own.
+    A runner whose query passed the limit is simply not waited for; it ends if its query ever does
+    (it runs at the lowest priority, which it cannot give back). Threads do not survive a fork, so a
+    forked process starts a pool of its own.
     """
 
     def __init__(self) -> None:
@@ -104,7 +122,10 @@ class _Runners:
 
     def _serve(self, inbox: queue.SimpleQueue[_Job]) -> None:
         while True:
-            inbox.get().run()
+            job = inbox.get()
+            job.run()
+            if job.abandoned:
+                return
             with self.lock:
                 self.idle.append(inbox)
 
@@ -131,6 +152,7 @@ def run_with_limit(work: Callable[[], T], timeout: float, *, supervised: bool, m
     _RUNNERS.submit(job)
     stopped = _wait(job, timeout, memory)
     if stopped:
+        job.abandon()
         _retire(supervised)
         raise TimeLimitExceeded(stopped)
     if not job.ok:
