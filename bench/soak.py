@@ -262,8 +262,21 @@ class Run:
 
     @property
     def late(self) -> list[Trip]:
-        """Runaway queries not answered 503 within the time limit + 1 s."""
+        """Runaway queries not answered 503 within the time limit + 1 s (the benchmark's target)."""
         return [t for t in self.trips if t[2] != "503" or t[1] > self.settings.time_limit + 1]
+
+    def queued(self, trip: Trip) -> float:
+        """How long the server kept a healthy request waiting from a runaway's sending on (those in flight
+        then or sent in its first second): what the runaway may have waited for a thread."""
+        sent = trip[0]
+        return max((min(s[2], s[1] + s[2] - sent) for s in self.samples
+                    if s[1] <= sent + 1 and s[1] + s[2] >= sent), default=0.0)
+
+    @property
+    def late_beyond_queueing(self) -> list[Trip]:
+        """Runaway queries not answered 503 within the limit + 1 s on top of what a healthy request queued
+        for at the time: what a loaded machine (CI) can hold the server to; `late` needs a quiet one."""
+        return [t for t in self.trips if t[2] != "503" or t[1] > self.settings.time_limit + 1 + self.queued(t)]
 
     @property
     def memory_mib(self) -> tuple[float, float, float]:
@@ -304,7 +317,9 @@ def summarise(run: Run) -> Run:
     run.rows.append(latency_row("  while a runaway ran", shadowed, seconds,
                                 "sent from a runaway's start to 1 s after its answer (its worker's replacement)"))
     run.rows.append(latency_row("runaway", [("runaway", *t) for t in run.trips], seconds,
-                                f"each must be 503 within {run.settings.time_limit + 1:g} s", failed=len(run.late)))
+                                f"each must be 503 within {run.settings.time_limit + 1:g} s; the longest a healthy "
+                                f"request waited from each one's sending: "
+                                + ", ".join(f"{run.queued(t):.2f} s" for t in run.trips), failed=len(run.late)))
     run.rows.append(["client lag", f"{len(run.lags):,}", "", *spread([lag * 1000 for lag in run.lags]), "",
                      f"how late a client process wakes from 5 ms sleeps: the GIL and CPU wait inside the latencies "
                      f"above ({run.settings.clients} clients in {run.settings.processes} processes)"])
