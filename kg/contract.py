@@ -8,6 +8,7 @@ one. `kg` writes snapshots; everything here only reads them, or names where a pu
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 from datetime import date
@@ -30,11 +31,12 @@ from .namespaces import (
 )
 
 __all__ = [
-    "CURRENT", "DCTERMS", "DUMP_FILE", "ENGINE_SCHEME", "GRAPH_ASSERTED", "GRAPH_DERIVATIONS", "GRAPH_INFERRED",
-    "GRAPH_META", "ID_BASE", "INFERENCE_GRAPHS", "LOCAL_GRAPHS", "MC", "META_FILE", "ONTOLOGY_IRI", "PIN_FILE",
+    "ANSWERS_DIR", "CURRENT", "DCTERMS", "DUMP_FILE", "ENGINE_SCHEME", "GRAPH_ASSERTED", "GRAPH_DERIVATIONS",
+    "GRAPH_INFERRED", "GRAPH_META", "ID_BASE", "INFERENCE_GRAPHS", "LOCAL_GRAPHS", "MC", "META_FILE", "ONTOLOGY_IRI",
+    "PIN_FILE",
     "PREFIXES", "QUERIES_DIR", "SEARCH_INDEX",
     "STORE_DIR", "DatedState", "current_snapshot", "dated_graphs", "dated_state", "first_dated",
-    "default_data_dir", "engine_message", "engine_url", "is_pinned", "open_store",
+    "answer_digest", "default_data_dir", "engine_message", "engine_url", "is_pinned", "kept_answer", "open_store",
     "pin", "read_meta", "verify_snapshot",
 ]
 
@@ -44,6 +46,9 @@ DUMP_FILE = "medcode.nq"  # <snapshot>/medcode.nq: the portable N-Quads dump
 META_FILE = "meta.json"  # <snapshot>/meta.json: id, build time, versions, triple counts
 SEARCH_INDEX = "search.sqlite"  # <snapshot>/search.sqlite: the code search index (SQLite FTS5), read-only
 PIN_FILE = ".pin"  # <snapshot>/.pin: every process serving the snapshot holds a shared lock on it
+#: <snapshot>/answers/<digest>.csv: the exports' query answers in SPARQL CSV (kg/export_answers.py); meta.json's
+#: "answers" maps each digest to its row count
+ANSWERS_DIR = "answers"
 #: the default graph a query sees for each `inference=` choice
 INFERENCE_GRAPHS = {
     "all": [str(GRAPH_ASSERTED), str(GRAPH_INFERRED)],
@@ -76,6 +81,24 @@ def read_meta(snapshot: Path) -> dict[str, Any]:
 def open_store(snapshot: Path) -> ox.Store:
     """Open a snapshot's store read-only (the server never writes it)."""
     return ox.Store.read_only(str(snapshot / STORE_DIR))
+
+
+def answer_digest(query: str, default_graph: list[str]) -> str:
+    """What names a kept answer: the query's exact text and the default graph it reads."""
+    return hashlib.sha256("\n".join([query, *default_graph]).encode()).hexdigest()[:32]
+
+
+def kept_answer(snapshot: Path, meta: dict[str, Any], query: str, default_graph: list[str]) -> tuple[bytes, int] | None:
+    """The SPARQL CSV answer the build kept for `query` over `default_graph` (the local graphs as named graphs,
+    the contract's prefixes), and its row count; None when it kept none (another query text, a dated state)."""
+    digest = answer_digest(query, default_graph)
+    rows = meta.get("answers", {}).get(digest)
+    if rows is None:
+        return None
+    try:
+        return (snapshot / ANSWERS_DIR / f"{digest}.csv").read_bytes(), int(rows)
+    except OSError:
+        return None
 
 
 def verify_snapshot(snapshot: Path) -> list[str]:

@@ -30,6 +30,7 @@ from rdflib.namespace import RDF, SKOS
 from .contract import INFERENCE_GRAPHS, SEARCH_INDEX, read_meta
 from .curated import Curation, SourceSet, build_curated
 from .derivation_graph import derivations
+from .export_answers import write_answers
 from .icd10cm import check_references, icd_triples, selection
 from .icd10cm import release as icd10cm_release
 from .namespaces import GRAPH_ASSERTED, GRAPH_DERIVATIONS, GRAPH_INFERRED, MC, SOURCES_DIR, code_iri
@@ -122,7 +123,7 @@ def build(data_dir: Path, *, sources: Path | SourceSet = SOURCES_DIR, icd10cm: s
     into it with pip), compared with the installed one into each code's history; None: the installed one only.
     """
     started = time.perf_counter()
-    steps = _Steps(echo, 10 if ncci is None else 11)
+    steps = _Steps(echo, 11 if ncci is None else 12)
     with _collector_paused():
         curation = steps.run("Reading curated sources", lambda: build_curated(sources),
                              lambda c: f"{len(c.codes)} codes, {len(c.graph)} triples")
@@ -168,6 +169,9 @@ def _build(data_dir: Path, curation: Curation, tables: Tables | None, only: set[
         asserted, inferred = _write_graphs(writer, curation, tables, only, history, engine, steps)
         class_counts = steps.run("Writing the search index, counting classes and checking disjointness",
                                  lambda: _index_and_check(writer, asserted, inferred))
+        answers = steps.run("Answering the exports' queries (kept in the snapshot)",
+                            lambda: write_answers(writer.loaded(), writer.directory),
+                            lambda kept: f"{len(kept)} answers, {sum(kept.values()):,} rows")
         meta = {
             "reasoner": engine,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -179,6 +183,7 @@ def _build(data_dir: Path, curation: Curation, tables: Tables | None, only: set[
             "versions": {pkg: version(pkg) for pkg in ("rdflib", "owlrl", "reasonable", "pyoxigraph", "pyshacl")},
             "python": platform.python_version(),
             **({} if tables is None else {"ncci": describe(tables)}),
+            "answers": answers,
         }
         snapshot = steps.run("Writing the snapshot (Oxigraph store + N-Quads)", lambda: writer.close(meta))
     publish(data_dir, snapshot)

@@ -24,6 +24,8 @@ from sssom.constants import SchemaValidationType
 from sssom.parsers import parse_sssom_table
 from sssom.validators import validate
 
+from kg.contract import current_snapshot, kept_answer, open_store, read_meta
+from kg.export_answers import export_queries
 from kg.namespaces import PREFIXES, QUERIES_DIR
 from medcode.cli import main
 from server import create_app
@@ -33,6 +35,7 @@ from server.exports.crosswalks import load_crosswalks
 from server.exports.rows import node_links
 from server.exports.writers.tables import csv_line
 from server.named_queries import HeaderError
+from server.store import query_worker
 
 CPT = "http://www.ama-assn.org/go/cpt"
 HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
@@ -283,6 +286,38 @@ def test_a_second_download_reuses_the_kept_answer(app, client, monkeypatch) -> N
     monkeypatch.setitem(app.config, "EXPORT_CACHE_BYTES", 0)
     assert client.get("/export/device-crosswalk.csv").get_data() == first
     assert app.extensions.pop("medcode.exports.answers").size == 0
+
+
+@pytest.mark.embedded_only
+def test_the_snapshot_keeps_each_export_querys_answer_as_the_store_gives_it(data_dir: Path) -> None:
+    """The build asked every export query once: its kept answer is, byte for byte, the store's answer to the
+    query as the exports ask it, with the answer's row count."""
+    snapshot = current_snapshot(data_dir)
+    meta, store = read_meta(snapshot), open_store(snapshot)
+    queries = export_queries()
+    assert len(queries) == len(CROSSWALKS) and len(meta["answers"]) == len(queries)
+    for text, graphs in queries:
+        status, asked = query_worker.run(store, {"query": text, "format": "csv", "limit": 10**7,
+                                                 "prefixes": PREFIXES, "default_graph": graphs})
+        assert status == "ok", asked
+        rows = len(list(csv.reader(io.StringIO(asked.decode(), newline="")))) - 1
+        assert kept_answer(snapshot, meta, text, graphs) == (asked, rows)
+    assert kept_answer(snapshot, meta, queries[0][0] + " ", queries[0][1]) is None  # another text is asked
+
+
+@pytest.mark.embedded_only
+def test_a_first_download_in_todays_state_asks_the_store_nothing(data_dir: Path, monkeypatch) -> None:
+    """Today's export reads the snapshot's kept answer; an export as of a date asks the store."""
+    fresh = create_app({"MEDCODE_DATA": str(data_dir)})
+    store, asked = fresh.extensions["medcode.store"], []
+    ask = store.query
+    monkeypatch.setattr(store, "query", lambda *args, **kwargs: asked.append(args[0]) or ask(*args, **kwargs))
+    client = fresh.test_client()
+    today = client.get("/export/icd10cm-hierarchy.csv")
+    assert today.status_code == 200 and len(today.get_data().splitlines()) > 90_000 and asked == []
+    assert client.get("/export/device-crosswalk.csv?as_of=2026-05-01").status_code == 200
+    assert len(asked) == 1
+    store.close()
 
 
 def test_ncci_layout(export, store) -> None:

@@ -20,7 +20,8 @@ class TooManyResults(Exception):
     """The answer has more rows or triples than the endpoint's result-size limit."""
 
 
-def _too_many(limit: int, what: str) -> str:
+def too_many(limit: int, what: str) -> str:
+    """The result-size limit's message (the same wherever an answer passes it)."""
     return (f"The result has more than {limit:,} {what}, this endpoint's result-size limit; "
             "add LIMIT/OFFSET to page through it")
 
@@ -28,7 +29,7 @@ def _too_many(limit: int, what: str) -> str:
 def limited(items: Iterable, limit: int, what: str) -> Iterator:
     for n, item in enumerate(items, 1):
         if n > limit:
-            raise TooManyResults(_too_many(limit, what))
+            raise TooManyResults(too_many(limit, what))
         yield item
 
 
@@ -97,14 +98,14 @@ class _LimitedCSV:
 
     def write(self, chunk: bytes) -> int:
         if self.records > self.limit:
-            raise TooManyResults(_too_many(self.limit, "rows"))
+            raise TooManyResults(too_many(self.limit, "rows"))
         for i, piece in enumerate(bytes(chunk).split(b'"')):
             if i:
                 self.quoted = not self.quoted
             if not self.quoted:
                 self.records += piece.count(b"\n")
         if self.records > self.limit:
-            raise TooManyResults(_too_many(self.limit, "rows"))
+            raise TooManyResults(too_many(self.limit, "rows"))
         self.parts.append(bytes(chunk))
         return len(chunk)
 

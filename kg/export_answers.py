@@ -1,0 +1,88 @@
+"""The exports' query answers, asked once by the build and kept in the snapshot.
+
+A snapshot never changes, so a crosswalk's query over it always gives the same answer, and the largest (the
+ICD-10-CM hierarchy, ~98.5k rows) is most of a first download's CPU: the on-disk store's look-up of every label
+and IRI, seconds of it. The build asks each export query of queries/ (a named query with an `export:` block)
+on the written store exactly as the server's exports ask it (its default graph, the local graphs as named
+graphs, the contract's prefixes, Oxigraph's SPARQL CSV) and keeps the answer under `answers/`, named by a digest
+of the query text and its default graph (kg.contract.kept_answer). The server gives a kept answer instead of
+asking its store; an edited query, another queries directory, a dated state (`as_of`) or a remote engine is
+asked as before. Not kept: an answer of one variable (Oxigraph's CSV writes an unbound one as an empty line,
+the server's writer as `""`) or over MAX_BYTES (an NCCI-scale table: the server's row limit decides there).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pyoxigraph as ox
+import yaml
+
+from .contract import ANSWERS_DIR, INFERENCE_GRAPHS, LOCAL_GRAPHS, PREFIXES, answer_digest
+from .namespaces import QUERIES_DIR
+
+MAX_BYTES = 64 << 20
+
+
+class _TooLarge(Exception):
+    """The answer passed MAX_BYTES while it was being written."""
+
+
+class _Capped(io.RawIOBase):
+    """A sink for Oxigraph's writer that gives up past MAX_BYTES."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, chunk: bytes) -> int:  # type: ignore[override]
+        self.size += len(chunk)
+        if self.size > MAX_BYTES:
+            raise _TooLarge
+        self.parts.append(bytes(chunk))
+        return len(chunk)
+
+
+def export_queries(directory: Path = QUERIES_DIR) -> list[tuple[str, list[str]]]:
+    """(text, default graph) of every export query in `directory`, in file order."""
+    found = []
+    for path in sorted(directory.glob("*.rq")):
+        text = path.read_text(encoding="utf-8")
+        header = yaml.safe_load("\n".join(line[3:] for line in text.splitlines() if line.startswith("#+ "))) or {}
+        export = header.get("export") if isinstance(header, dict) else None
+        if isinstance(export, dict) and not header.get("params"):
+            found.append((text, INFERENCE_GRAPHS[export.get("graphs", "all")]))
+    return found
+
+
+def _answer(store: ox.Store, text: str, default_graph: list[str]) -> bytes | None:
+    solutions = store.query(text, default_graph=[ox.NamedNode(g) for g in default_graph],
+                            named_graphs=[ox.NamedNode(g) for g in LOCAL_GRAPHS], prefixes=PREFIXES)
+    if not isinstance(solutions, ox.QuerySolutions) or len(solutions.variables) < 2:
+        return None
+    sink = _Capped()
+    try:
+        solutions.serialize(sink, format=ox.QueryResultsFormat.CSV)
+    except _TooLarge:
+        return None
+    return b"".join(sink.parts)
+
+
+def write_answers(store: ox.Store, snapshot: Path, directory: Path = QUERIES_DIR) -> dict[str, int]:
+    """Ask each export query of `directory` on `store` and keep its answer under `snapshot`/answers; returns
+    meta.json's "answers" (digest -> rows)."""
+    kept: dict[str, int] = {}
+    (snapshot / ANSWERS_DIR).mkdir(exist_ok=True)
+    for text, default_graph in export_queries(directory):
+        answer = _answer(store, text, default_graph)
+        if answer is None:
+            continue
+        digest = answer_digest(text, default_graph)
+        (snapshot / ANSWERS_DIR / f"{digest}.csv").write_bytes(answer)
+        kept[digest] = sum(1 for _ in csv.reader(io.StringIO(answer.decode("utf-8"), newline=""))) - 1
+    return kept
