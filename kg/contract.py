@@ -47,7 +47,7 @@ META_FILE = "meta.json"  # <snapshot>/meta.json: id, build time, versions, tripl
 SEARCH_INDEX = "search.sqlite"  # <snapshot>/search.sqlite: the code search index (SQLite FTS5), read-only
 PIN_FILE = ".pin"  # <snapshot>/.pin: every process serving the snapshot holds a shared lock on it
 #: <snapshot>/answers/<digest>.csv: the exports' query answers in SPARQL CSV (kg/export_answers.py); meta.json's
-#: "answers" maps each digest to its row count
+#: "answers" maps each digest to its size in bytes
 ANSWERS_DIR = "answers"
 #: the default graph a query sees for each `inference=` choice
 INFERENCE_GRAPHS = {
@@ -88,17 +88,19 @@ def answer_digest(query: str, default_graph: list[str]) -> str:
     return hashlib.sha256("\n".join([query, *default_graph]).encode()).hexdigest()[:32]
 
 
-def kept_answer(snapshot: Path, meta: dict[str, Any], query: str, default_graph: list[str]) -> tuple[bytes, int] | None:
+def kept_answer(snapshot: Path, meta: dict[str, Any], query: str, default_graph: list[str]) -> bytes | None:
     """The SPARQL CSV answer the build kept for `query` over `default_graph` (the local graphs as named graphs,
-    the contract's prefixes), and its row count; None when it kept none (another query text, a dated state)."""
+    the contract's prefixes); None when it kept none (another query text, a dated state) or the file is not
+    the one the build wrote."""
     digest = answer_digest(query, default_graph)
-    rows = meta.get("answers", {}).get(digest)
-    if rows is None:
+    size = meta.get("answers", {}).get(digest)
+    if size is None:
         return None
     try:
-        return (snapshot / ANSWERS_DIR / f"{digest}.csv").read_bytes(), int(rows)
+        answer = (snapshot / ANSWERS_DIR / f"{digest}.csv").read_bytes()
     except OSError:
         return None
+    return answer if len(answer) == size else None
 
 
 def verify_snapshot(snapshot: Path) -> list[str]:

@@ -171,7 +171,7 @@ def _build(data_dir: Path, curation: Curation, tables: Tables | None, only: set[
                                  lambda: _index_and_check(writer, asserted, inferred))
         answers = steps.run("Answering the exports' queries (kept in the snapshot)",
                             lambda: write_answers(writer.loaded(), writer.directory),
-                            lambda kept: f"{len(kept)} answers, {sum(kept.values()):,} rows")
+                            lambda kept: f"{len(kept)} answers, {sum(kept.values()) / 1e6:.1f} MB")
         meta = {
             "reasoner": engine,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
