@@ -31,10 +31,9 @@ from .namespaces import (
 )
 
 __all__ = [
-    "ANSWERS_DIR", "CURRENT", "DCTERMS", "DUMP_FILE", "ENGINE_SCHEME", "GRAPH_ASSERTED", "GRAPH_DERIVATIONS",
-    "GRAPH_INFERRED", "GRAPH_META", "ID_BASE", "INFERENCE_GRAPHS", "LOCAL_GRAPHS", "MC", "META_FILE", "ONTOLOGY_IRI",
-    "PIN_FILE",
-    "PREFIXES", "QUERIES_DIR", "SEARCH_INDEX",
+    "ANSWERS_DIR", "ANSWERS_INDEX", "CURRENT", "DCTERMS", "DUMP_FILE", "ENGINE_SCHEME", "GRAPH_ASSERTED",
+    "GRAPH_DERIVATIONS", "GRAPH_INFERRED", "GRAPH_META", "ID_BASE", "INFERENCE_GRAPHS", "LOCAL_GRAPHS", "MC",
+    "META_FILE", "ONTOLOGY_IRI", "PIN_FILE", "PREFIXES", "QUERIES_DIR", "SEARCH_INDEX",
     "STORE_DIR", "DatedState", "current_snapshot", "dated_graphs", "dated_state", "first_dated",
     "answer_digest", "default_data_dir", "engine_message", "engine_url", "is_pinned", "kept_answer", "open_store",
     "pin", "read_meta", "verify_snapshot",
@@ -46,9 +45,10 @@ DUMP_FILE = "medcode.nq"  # <snapshot>/medcode.nq: the portable N-Quads dump
 META_FILE = "meta.json"  # <snapshot>/meta.json: id, build time, versions, triple counts
 SEARCH_INDEX = "search.sqlite"  # <snapshot>/search.sqlite: the code search index (SQLite FTS5), read-only
 PIN_FILE = ".pin"  # <snapshot>/.pin: every process serving the snapshot holds a shared lock on it
-#: <snapshot>/answers/<digest>.csv: the exports' query answers in SPARQL CSV (kg/export_answers.py); meta.json's
-#: "answers" maps each digest to its size in bytes
+#: <snapshot>/answers/<digest>.csv: the exports' query answers in SPARQL CSV (kg/export_answers.py); its
+#: index.json maps each digest to the answer's size in bytes
 ANSWERS_DIR = "answers"
+ANSWERS_INDEX = "index.json"
 #: the default graph a query sees for each `inference=` choice
 INFERENCE_GRAPHS = {
     "all": [str(GRAPH_ASSERTED), str(GRAPH_INFERRED)],
@@ -88,19 +88,17 @@ def answer_digest(query: str, default_graph: list[str]) -> str:
     return hashlib.sha256("\n".join([query, *default_graph]).encode()).hexdigest()[:32]
 
 
-def kept_answer(snapshot: Path, meta: dict[str, Any], query: str, default_graph: list[str]) -> bytes | None:
+def kept_answer(snapshot: Path, query: str, default_graph: list[str]) -> bytes | None:
     """The SPARQL CSV answer the build kept for `query` over `default_graph` (the local graphs as named graphs,
-    the contract's prefixes); None when it kept none (another query text, a dated state) or the file is not
-    the one the build wrote."""
+    the contract's prefixes); None when it kept none (another query text, a dated state, an older snapshot) or
+    the file is not the one the build wrote."""
     digest = answer_digest(query, default_graph)
-    size = meta.get("answers", {}).get(digest)
-    if size is None:
-        return None
     try:
-        answer = (snapshot / ANSWERS_DIR / f"{digest}.csv").read_bytes()
-    except OSError:
+        size = json.loads((snapshot / ANSWERS_DIR / ANSWERS_INDEX).read_text(encoding="utf-8")).get(digest)
+        answer = (snapshot / ANSWERS_DIR / f"{digest}.csv").read_bytes() if size is not None else None
+    except (OSError, ValueError):
         return None
-    return answer if len(answer) == size else None
+    return answer if answer is not None and len(answer) == size else None
 
 
 def verify_snapshot(snapshot: Path) -> list[str]:

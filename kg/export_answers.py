@@ -14,12 +14,13 @@ the server's writer as `""`) or over MAX_BYTES (an NCCI-scale table: the server'
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pyoxigraph as ox
 import yaml
 
-from .contract import ANSWERS_DIR, INFERENCE_GRAPHS, LOCAL_GRAPHS, PREFIXES, answer_digest
+from .contract import ANSWERS_DIR, ANSWERS_INDEX, INFERENCE_GRAPHS, LOCAL_GRAPHS, PREFIXES, answer_digest, open_store
 from .namespaces import QUERIES_DIR
 
 MAX_BYTES = 64 << 20
@@ -72,10 +73,12 @@ def _answer(store: ox.Store, text: str, default_graph: list[str]) -> bytes | Non
     return b"".join(sink.parts)
 
 
-def write_answers(store: ox.Store, snapshot: Path, directory: Path = QUERIES_DIR) -> dict[str, int]:
-    """Ask each export query of `directory` on `store` and keep its answer under `snapshot`/answers; returns
-    meta.json's "answers" (digest -> bytes)."""
+def write_answers(snapshot: Path, directory: Path = QUERIES_DIR) -> dict[str, int]:
+    """Ask each export query of `directory` on the complete `snapshot`'s store (opened read-only: the store
+    being written answered the hierarchy about 3x slower, its compaction under way) and keep the answers under
+    `snapshot`/answers with their index (digest -> bytes), which is returned."""
     kept: dict[str, int] = {}
+    store = open_store(snapshot)
     (snapshot / ANSWERS_DIR).mkdir(exist_ok=True)
     for text, default_graph in export_queries(directory):
         answer = _answer(store, text, default_graph)
@@ -84,4 +87,5 @@ def write_answers(store: ox.Store, snapshot: Path, directory: Path = QUERIES_DIR
         digest = answer_digest(text, default_graph)
         (snapshot / ANSWERS_DIR / f"{digest}.csv").write_bytes(answer)
         kept[digest] = len(answer)
+    (snapshot / ANSWERS_DIR / ANSWERS_INDEX).write_text(json.dumps(kept, indent=1), encoding="utf-8")
     return kept

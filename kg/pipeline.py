@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import platform
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -169,9 +170,6 @@ def _build(data_dir: Path, curation: Curation, tables: Tables | None, only: set[
         asserted, inferred = _write_graphs(writer, curation, tables, only, history, engine, steps)
         class_counts = steps.run("Writing the search index, counting classes and checking disjointness",
                                  lambda: _index_and_check(writer, asserted, inferred))
-        answers = steps.run("Answering the exports' queries (kept in the snapshot)",
-                            lambda: write_answers(writer.loaded(), writer.directory),
-                            lambda kept: f"{len(kept)} answers, {sum(kept.values()) / 1e6:.1f} MB")
         meta = {
             "reasoner": engine,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -183,9 +181,10 @@ def _build(data_dir: Path, curation: Curation, tables: Tables | None, only: set[
             "versions": {pkg: version(pkg) for pkg in ("rdflib", "owlrl", "reasonable", "pyoxigraph", "pyshacl")},
             "python": platform.python_version(),
             **({} if tables is None else {"ncci": describe(tables)}),
-            "answers": answers,
         }
         snapshot = steps.run("Writing the snapshot (Oxigraph store + N-Quads)", lambda: writer.close(meta))
+        steps.run("Answering the exports' queries (kept in the snapshot)", lambda: answered(snapshot),
+                  lambda kept: f"{len(kept)} answers, {sum(kept.values()) / 1e6:.1f} MB")
     publish(data_dir, snapshot)
 
     meta = read_meta(snapshot)
@@ -197,6 +196,16 @@ def _build(data_dir: Path, curation: Curation, tables: Tables | None, only: set[
     for cls, n in class_counts:
         echo(f"  {n:>8,}  {cls.replace(str(MC), 'mc:').replace('http://www.w3.org/2004/02/skos/core#', 'skos:')}")
     return BuildResult(snapshot, meta, class_counts)
+
+
+def answered(snapshot: Path) -> dict[str, int]:
+    """The exports' kept answers written into the complete (not yet live) snapshot, which is removed if that
+    fails: a build that fails publishes nothing and leaves nothing."""
+    try:
+        return write_answers(snapshot)
+    except BaseException:
+        shutil.rmtree(snapshot, ignore_errors=True)
+        raise
 
 
 def _write_graphs(writer: SnapshotWriter, curation: Curation, tables: Tables | None, only: set[str] | None,

@@ -46,7 +46,7 @@ def run_crosswalk(xw: Crosswalk, text: str | None = None, as_of: date | None = N
     def answer() -> bytes:
         kept = None
         if as_of is None and not bindings and store.snapshot is not None:
-            kept = kept_answer(store.snapshot, store.meta, text, dataset)
+            kept = kept_answer(store.snapshot, text, dataset)
         if kept is None:
             return run_query(text, fmt="csv", graphs=xw.graphs, named=None, bindings=bindings, bulk=True, as_of=as_of)
         if kept.count(b"\n") - 1 > limit and _rows(kept) > limit:  # (a row is one line or more)
