@@ -1,7 +1,8 @@
 """The snapshot contract: everything `server` may know of `kg` (graph IRIs, file layout, read-only access).
 
 A snapshot is a directory holding an on-disk Oxigraph store (opened read-only in a fraction of a
-second), a portable N-Quads dump and ``meta.json``. ``<data>/current`` is a symlink to the live
+second), a portable N-Quads dump, ``meta.json``, the search index and the exports' answers
+(``answers/``). ``<data>/current`` is a symlink to the live
 one. `kg` writes snapshots; everything here only reads them, or names where a published one lives.
 """
 
