@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 import pyoxigraph as ox
+import yaml
 
 from .namespaces import (
     DCTERMS,
@@ -37,7 +38,7 @@ __all__ = [
     "META_FILE", "ONTOLOGY_IRI", "PIN_FILE", "PREFIXES", "QUERIES_DIR", "SEARCH_INDEX",
     "STORE_DIR", "DatedState", "current_snapshot", "dated_graphs", "dated_state", "first_dated",
     "answer_digest", "default_data_dir", "engine_message", "engine_url", "is_pinned", "kept_answer", "open_store",
-    "pin", "read_meta", "verify_snapshot",
+    "pin", "query_header", "read_meta", "verify_snapshot",
 ]
 
 CURRENT = "current"  # <data>/current -> snapshots/<id>, the live snapshot
@@ -58,6 +59,12 @@ INFERENCE_GRAPHS = {
 }
 #: every graph a query may name (FROM, FROM NAMED, GRAPH): the two above and the derivations graph
 LOCAL_GRAPHS = [*INFERENCE_GRAPHS["all"], str(GRAPH_DERIVATIONS)]
+
+
+def query_header(text: str) -> Any:
+    """The YAML of a named query's `#+ ` lines (None when there are none): the one reading of the header of
+    queries/ files, for the build (the exports' kept answers) and the server alike; yaml.YAMLError when bad."""
+    return yaml.safe_load("\n".join(line[3:] for line in text.splitlines() if line.startswith("#+ ")))
 #: meta.json's key for the graphs of each ICD-10-CM release's state: {notation: {effective, asserted, inferred}}
 DATED = "icd10cm_dated"
 ENGINE_SCHEME = "sparql+"  # MEDCODE_STORE=sparql+http://host:port/sparql names a remote engine

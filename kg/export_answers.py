@@ -18,9 +18,17 @@ import json
 from pathlib import Path
 
 import pyoxigraph as ox
-import yaml
 
-from .contract import ANSWERS_DIR, ANSWERS_INDEX, INFERENCE_GRAPHS, LOCAL_GRAPHS, PREFIXES, answer_digest, open_store
+from .contract import (
+    ANSWERS_DIR,
+    ANSWERS_INDEX,
+    INFERENCE_GRAPHS,
+    LOCAL_GRAPHS,
+    PREFIXES,
+    answer_digest,
+    open_store,
+    query_header,
+)
 from .namespaces import QUERIES_DIR
 
 MAX_BYTES = 64 << 20
@@ -53,7 +61,7 @@ def export_queries(directory: Path = QUERIES_DIR) -> list[tuple[str, list[str]]]
     found = []
     for path in sorted(directory.glob("*.rq")):
         text = path.read_text(encoding="utf-8")
-        header = yaml.safe_load("\n".join(line[3:] for line in text.splitlines() if line.startswith("#+ "))) or {}
+        header = query_header(text) or {}
         export = header.get("export") if isinstance(header, dict) else None
         if isinstance(export, dict) and not header.get("params"):
             found.append((text, INFERENCE_GRAPHS[export.get("graphs", "all")]))

@@ -23,7 +23,7 @@ import pyoxigraph as ox
 import yaml
 from flask import current_app, has_app_context
 
-from kg.contract import INFERENCE_GRAPHS, PREFIXES, QUERIES_DIR
+from kg.contract import INFERENCE_GRAPHS, PREFIXES, QUERIES_DIR, query_header
 
 from .http.errors import HTTPError
 from .http.guard import FORMS, TOKENS
@@ -107,7 +107,7 @@ class NamedQuery:
 def _header(path: Path, text: str) -> dict[str, Any]:
     """The YAML of the file's `#+ ` lines, as a mapping."""
     try:
-        meta = yaml.safe_load("\n".join(line[3:] for line in text.splitlines() if line.startswith("#+ "))) or {}
+        meta = query_header(text) or {}
     except yaml.YAMLError as exc:
         raise HeaderError(f"{path}: the '#+ ' header is not valid YAML: {exc}") from exc
     if not isinstance(meta, dict):
