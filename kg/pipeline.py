@@ -112,7 +112,7 @@ def _icd10cm_items(curation: Curation, icd10cm: str | Iterable[str] | None) -> s
 
 def build(data_dir: Path, *, sources: Path | SourceSet = SOURCES_DIR, icd10cm: str | Iterable[str] | None = ALL_ICD10CM,
           engine: str = "reasonable", ncci: Path | None = None, echo: Callable[[str], None] = print,
-          releases: Path | None = None, fetch_releases: bool = False) -> BuildResult:
+          releases: Path | None = None, fetch_releases: bool = False, compact: bool = False) -> BuildResult:
     """Build a snapshot from a source set and make it live. Raises SourceError/ValidationError, leaving the old one.
 
     `sources` is a directory laid out like kg/sources/ or a SourceSet. `icd10cm` is "all" (the whole
@@ -122,6 +122,7 @@ def build(data_dir: Path, *, sources: Path | SourceSet = SOURCES_DIR, icd10cm: s
     directory of CMS NCCI PTP and MUE files (kg.ncci), read before anything is written. `releases` is a
     directory of earlier ICD-10-CM releases (kg.release_files; `fetch_releases`: first fetch the missing ones
     into it with pip), compared with the installed one into each code's history; None: the installed one only.
+    `compact`: compact the store before it is closed (SnapshotWriter.compact; README: How it is built).
     """
     started = time.perf_counter()
     steps = _Steps(echo, 11 if ncci is None else 12)
@@ -137,7 +138,7 @@ def build(data_dir: Path, *, sources: Path | SourceSet = SOURCES_DIR, icd10cm: s
                             lambda: _history(releases, fetch_releases, only, echo),
                             lambda h: h.counts() + (f"; skipped {', '.join(h.skipped)}" if h.skipped else ""))
         with build_lock(data_dir, echo):
-            return _build(data_dir, curation, tables, only, history, engine, steps, started)
+            return _build(data_dir, curation, tables, only, history, engine, steps, started, compact)
 
 
 def _history(releases: Path | None, fetch_releases: bool, only: set[str] | None,
@@ -164,10 +165,12 @@ def _unseen(triples: Iterable[Triple], seen: set, kept: list[Triple]) -> Iterato
 
 
 def _build(data_dir: Path, curation: Curation, tables: Tables | None, only: set[str] | None,
-           history: History, engine: str, steps: _Steps, started: float) -> BuildResult:
+           history: History, engine: str, steps: _Steps, started: float, compact: bool) -> BuildResult:
     echo = steps.echo
     with SnapshotWriter(data_dir) as writer:
         asserted, inferred = _write_graphs(writer, curation, tables, only, history, engine, steps)
+        if compact:  # every quad is added: the store is compacted while the search index is written
+            writer.compact()
         class_counts = steps.run("Writing the search index, counting classes and checking disjointness",
                                  lambda: _index_and_check(writer, asserted, inferred))
         meta = {

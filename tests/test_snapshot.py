@@ -153,6 +153,36 @@ def test_a_failed_build_leaves_nothing_behind(tmp_path: Path) -> None:
     assert _on_disk(tmp_path) == [previous.name]
 
 
+class _FullDisk:
+    """A store whose compaction the disk refuses (the rest of it answers as the real one does)."""
+
+    def __init__(self, store: ox.Store) -> None:
+        self.store = store
+
+    def optimize(self) -> None:
+        raise OSError(28, "No space left on device")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+
+def test_a_compaction_the_disk_refuses_is_one_clear_error_and_the_previous_snapshot_stays(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    previous = _live(tmp_path, "old")
+    loaded = kg.snapshot.SnapshotWriter.loaded
+    monkeypatch.setattr(kg.snapshot.SnapshotWriter, "loaded", lambda self: _FullDisk(loaded(self)))
+    with pytest.raises(SnapshotError, match=r"writing the Oxigraph store \(store/\).*No space left"):
+        with kg.snapshot.SnapshotWriter(tmp_path) as writer:
+            for graph, triples in _graphs("new").items():
+                writer.add(graph, triples)
+            writer.compact()
+            with pytest.raises(RuntimeError, match="being compacted"):
+                writer.add(str(GRAPH_ASSERTED), _graphs("late")[str(GRAPH_ASSERTED)])
+            writer.close({})
+    assert current_snapshot(tmp_path) == previous.resolve()
+    assert _on_disk(tmp_path) == [previous.name]
+
+
 def test_an_incomplete_snapshot_never_goes_live(tmp_path: Path) -> None:
     previous = _live(tmp_path, "old")
     half = write_snapshot(tmp_path, _graphs("new"), {})
