@@ -144,10 +144,11 @@ def write_snapshot(base: Path, out: Path, pairs: list[tuple[int, int]], seed: in
     store = ox.Store(str(target / "store"))
     store.bulk_load(path=str(dump), format=ox.RdfFormat.N_QUADS)
     store.flush()
+    base_meta = read_meta(base)  # every graph of the base (the dated and derivations graphs too), so publish takes it
     counts = {g: int(next(store.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{g}> {{ ?s ?p ?o }} }}"))["n"].value)
-              for g in added}
+              for g in base_meta["triples"]}
     del store
-    meta = {**read_meta(base), "snapshot": stamp, "triples": counts,
+    meta = {**base_meta, "snapshot": stamp, "triples": counts,
             "synthetic_ncci": {"pairs": len(pairs), "seed": seed, "added_triples": added,
                                "files": [path.name for path, _, _ in tables.files]}}
     (target / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
