@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import multiprocessing as mp
+import shutil
 import statistics
 import sys
 import tempfile
@@ -125,7 +126,9 @@ def main() -> None:
         print(f"{label}: embedded done", flush=True)
         if not use_virtuoso:
             continue
-        engine = Virtuoso(work / f"virtuoso-{len(rows)}", free_port(), free_port(), memory_mb=args.virtuoso_memory_mb)
+        engine_dir = work / f"virtuoso-{len(rows)}"
+        shutil.rmtree(engine_dir, ignore_errors=True)  # a reused --work holds the last run's database, which replays
+        engine = Virtuoso(engine_dir, free_port(), free_port(), memory_mb=args.virtuoso_memory_mb)
         with engine:
             started = time.perf_counter()
             try:
