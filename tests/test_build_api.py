@@ -22,21 +22,23 @@ BUILD_SIDE = ("kg.build", "kg.pipeline", "kg.curated", "kg.icd10cm", "kg.ontolog
               "kg.records", "kg.snapshot", "kg.validation", "owlrl", "reasonable", "pyshacl", "simple_icd_10_cm")
 
 
+def _tiny_sources() -> SourceSet:
+    """The real sources, value sets and devices with tests/data/tiny/'s four codes."""
+    return dataclasses.replace(SourceSet.from_directory(SOURCES_DIR), codes=(TINY / "codes.yaml",),
+                               conditions=TINY / "conditions.yaml", relations=TINY / "relations.yaml")
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The live snapshot of four codes (tests/data/tiny/) with the real sources, value sets and devices."""
-    sources = dataclasses.replace(SourceSet.from_directory(SOURCES_DIR), codes=(TINY / "codes.yaml",),
-                                  conditions=TINY / "conditions.yaml", relations=TINY / "relations.yaml")
     data = tmp_path_factory.mktemp("tiny")
-    build(data, sources=sources, icd10cm=["M54.50"], echo=lambda _line: None)
+    build(data, sources=_tiny_sources(), icd10cm=["M54.50"], echo=lambda _line: None)
     return current_snapshot(data)
 
 
 def test_a_compacted_build_holds_the_same_quads(tiny: Path, tmp_path: Path) -> None:
     """`medcode build --compact`: the store compacted before it is closed, the same quads in it and in the dump."""
-    sources = dataclasses.replace(SourceSet.from_directory(SOURCES_DIR), codes=(TINY / "codes.yaml",),
-                                  conditions=TINY / "conditions.yaml", relations=TINY / "relations.yaml")
-    build(tmp_path, sources=sources, icd10cm=["M54.50"], echo=lambda _line: None, compact=True)
+    build(tmp_path, sources=_tiny_sources(), icd10cm=["M54.50"], echo=lambda _line: None, compact=True)
     compacted = current_snapshot(tmp_path)
 
     def quads(snapshot: Path) -> set[tuple[str, ...]]:  # blank nodes aside (their labels differ between builds)
